@@ -1,0 +1,1 @@
+"""Task apps, the app registry, the command line, run directories and configs."""

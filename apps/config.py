@@ -1,0 +1,209 @@
+"""Configs: frozen dataclasses, loaded from defaults, then YAML files, then `--set key=value`.
+
+Unknown keys and values of the wrong type are rejected with the key named. A field may list its
+allowed values in `metadata["choices"]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the app's config."""
+
+
+def choice(default: str, choices: Sequence[str]):
+    """A string field restricted to `choices`."""
+    return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # `synthetic[?size=N&seed=S]`, `tfds:NAME[/CONFIG]` or a directory
+    vocab_size: int = 20000  # cap, padding and OOV included
+    min_count: int = 1  # rarer tokens become OOV
+    lowercase: bool = True  # Unicode case folding before tokenization
+    max_length: typing.Optional[int] = None  # None: the training lengths' `length_percentile`
+    length_percentile: float = 95.0
+    batch_size: int = 32
+    bucketing: bool = True  # batch sequences of similar length together (less padding)
+    num_buckets: int = 6
+    dev_fraction: float = 0.1  # of train, when the source has no dev split
+    test_fraction: float = 0.1  # of train, when the source has no test split
+    splits: str = ""  # resolved: where each split came from
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    optimizer: str = choice("adam", ("adam", "rmsprop", "sgd"))
+    learning_rate: float = 3e-3
+    global_clipnorm: typing.Optional[float] = 1.0  # clip gradients by their global norm
+    shuffle_buffer: int = 20000
+
+
+def field_names(cls, prefix: str = "") -> list[str]:
+    """Every leaf key of a config class, dotted: `data.batch_size`, ..."""
+    names = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            names.extend(field_names(hint, f"{prefix}{f.name}."))
+        else:
+            names.append(prefix + f.name)
+    return names
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+def _unknown(cls, key: str) -> ConfigError:
+    valid = field_names(cls)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint} (valid keys: {', '.join(valid)})")
+
+
+def _coerce(value, hint, key: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"config field {key} has an unsupported type {hint}")
+    raise ConfigError(f"config key {key!r} expects {hint.__name__}, received {value!r}")
+
+
+def _build(cls, values: dict, root, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        key = prefix + name
+        if name not in fields:
+            raise _unknown(root, key)
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {key!r} is a section; expected a mapping, received {value!r}")
+            kwargs[name] = _build(hint, value, root, key + ".")
+            continue
+        value = _coerce(value, hint, key)
+        choices = fields[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"config key {key!r} must be one of {list(choices)}, received {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict, cls, root, prefix: str, where: str) -> None:
+    hints = typing.get_type_hints(cls)
+    for name, value in update.items():
+        key = prefix + str(name)
+        if name not in base:
+            raise ConfigError(f"{where}: " + str(_unknown(root, key)))
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: config key {key!r} is a section; expected a mapping, received {value!r}")
+            _merge(base[name], value, hints[name], root, key + ".", where)
+        else:
+            base[name] = value
+
+
+def _set(values: dict, cls, key: str, raw: str) -> None:
+    parts = key.split(".")
+    node, node_cls = values, cls
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(node_cls) if dataclasses.is_dataclass(node_cls) else {}
+        if part not in hints:
+            raise _unknown(cls, key)
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(hints[part]):
+                raise ConfigError(f"config key {key!r} is a section; set one of its keys, as in {key}.<name>")
+            # Strings are taken as typed; everything else is parsed as a YAML scalar.
+            wanted = hints[part]
+            is_str = wanted is str or str in typing.get_args(wanted)
+            if is_str and raw.lower() not in ("null", "none", "~"):
+                node[part] = raw
+            else:
+                try:
+                    node[part] = yaml.safe_load(raw) if raw.lower() != "none" else None
+                except yaml.YAMLError:
+                    raise ConfigError(f"--set {key}={raw}: cannot parse the value") from None
+        else:
+            node, node_cls = node[part], hints[part]
+            if not dataclasses.is_dataclass(node_cls):
+                raise _unknown(cls, key)
+
+
+def load_config(cls, files: Iterable[str | os.PathLike] = (), overrides: Iterable[str] = (), base=None):
+    """Builds `cls` from its defaults (or `base`), then YAML `files` (rightmost wins), then
+    `overrides` of the form `key=value` with dotted keys (`model.units=128`).
+
+    Example:
+    >>> load_config(TrainConfig, overrides=["epochs=3"]).epochs
+    3
+    """
+    values = to_dict(base if base is not None else cls())
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is None:
+            continue
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        _merge(values, loaded, cls, cls, "", str(path))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, received {item!r}")
+        _set(values, cls, key.strip(), raw.strip())
+    return _build(cls, values, cls)
+
+
+def replace(config, **dotted):
+    """`dataclasses.replace` with dotted keys: `replace(config, **{"data.max_length": 40})`."""
+    groups: dict[str, dict] = {}
+    direct = {}
+    for key, value in dotted.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            groups.setdefault(head, {})[rest] = value
+        else:
+            direct[key] = value
+    for head, sub in groups.items():
+        direct[head] = replace(getattr(config, head), **sub)
+    return dataclasses.replace(config, **direct)

@@ -1,0 +1,346 @@
+"""Sentiment classification (many-to-one): a review in, a label and its probability out.
+
+Data: `synthetic` (generated reviews with negation, intensifiers and contrast), `tfds:imdb_reviews`,
+or a directory with `train.tsv` / `dev.tsv` / `test.tsv` holding `text<TAB>label` per line (or
+`.csv` files with a `text,label` header). Two or more labels; missing dev/test splits are made
+from train with the config's seed.
+
+    rnnapps train sentiment --data synthetic --out runs/sentiment --set model.pooling=max
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
+from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
+from apps.training import fit_run, log, make_strategy, plot_history
+from export.parity import write_report
+from export.savedmodel import export_savedmodel
+from layers.masked_pooling import MaskedPooling
+from pipelines import synthetic_sentiment
+from pipelines.batching import bucket_boundaries
+from pipelines.errors import DataError
+from pipelines.lengths import length_stats
+from pipelines.sources import parse_source, split_off
+from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
+from pipelines.text_files import TextExample, find_split_files, read_labeled_text
+from pipelines.tokenization import tokenize_texts
+from pipelines.vocabulary import Vocabulary
+
+NAME = "sentiment"
+
+SYNTHETIC_SIZE = 4000  # training reviews of the `synthetic` source; dev and test get a fifth each
+RECURRENT_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+DEMO_INPUTS = (
+    "the movie was very good",
+    "the movie was not good",
+    "the acting was great but the plot was boring",
+    "although the plot was boring , the acting was great",
+    "honestly , the ending was never dull",
+)
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = 64
+    cell: str = choice("lstm", tuple(RECURRENT_LAYERS))  # fused built-in keras.layers.LSTM / GRU
+    units: int = 64
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = choice("last", ("last", "max", "mean"))  # over time, mask-aware
+    dropout: float = 0.2  # before the classifier
+    num_classes: int = 0  # resolved: the number of labels in train
+
+
+@dataclasses.dataclass(frozen=True)
+class SentimentConfig:
+    app: str = choice(NAME, (NAME,))
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig(epochs=4)
+
+    @classmethod
+    def smoke(cls) -> "SentimentConfig":
+        """A tiny config for tests: trains in seconds."""
+        return replace(
+            cls(),
+            **{"data.source": "synthetic?size=200", "data.batch_size": 16, "data.num_buckets": 2,
+               "model.embedding_dim": 8, "model.units": 8, "train.epochs": 2},
+        )
+
+
+Config = SentimentConfig
+
+
+# --- model --------------------------------------------------------------------------------
+
+
+def build_model(config: SentimentConfig, vocab_size: int) -> keras.Model:
+    """token_ids (batch, time) -> embedding with mask -> recurrent stack -> pooling -> logits."""
+    m = config.model
+    if m.num_classes < 2:
+        raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
+    if m.num_layers < 1:
+        raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocab_size, m.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    for i in range(m.num_layers):
+        # `last` pooling is the recurrent layer's own final output, which skips padding and,
+        # when bidirectional, joins both directions' final states.
+        sequences = i < m.num_layers - 1 or m.pooling != "last"
+        layer = RECURRENT_LAYERS[m.cell](m.units, return_sequences=sequences, name=f"{m.cell}_{i}")
+        if m.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+        x = layer(x)  # (batch, time, units * directions) or (batch, units * directions)
+    if m.pooling != "last":
+        x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
+    x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
+    logits = keras.layers.Dense(m.num_classes, name="logits")(x)
+    return keras.Model(token_ids, logits, name=NAME)
+
+
+def compile_model(model: keras.Model, config: SentimentConfig) -> None:
+    t = config.train
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    model.compile(
+        optimizer=optimizers[t.optimizer](learning_rate=t.learning_rate, global_clipnorm=t.global_clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def synthetic_splits(size: int, seed: int) -> dict[str, list[synthetic_sentiment.SentimentSample]]:
+    """The `synthetic` source: train, dev and test generated from separate seeds."""
+    return {
+        "train": synthetic_sentiment.generate(size, seed),
+        "dev": synthetic_sentiment.generate(max(size // 5, 1), seed + 1),
+        "test": synthetic_sentiment.generate(max(size // 5, 1), seed + 2),
+    }
+
+
+def _tfds_examples(name: str, split: str) -> list[TextExample]:
+    from pipelines.tfds_source import load_tfds_split
+
+    ds, info = load_tfds_split(name, split)
+    feature = info.features["label"]
+    names = getattr(feature, "names", None)
+    examples = []
+    for i, row in enumerate(ds.as_numpy_iterator()):
+        label = int(row["label"])
+        text = row["text"].decode("utf-8", errors="replace")
+        examples.append(TextExample(text, names[label] if names else str(label), f"tfds:{name}[{split}] #{i}"))
+    if not examples:
+        raise DataError(f"tfds:{name} split {split!r} is empty")
+    return examples
+
+
+def load_examples(config: SentimentConfig) -> tuple[dict[str, list[TextExample]], str]:
+    """All three splits of `config.data.source`, and a note of where each came from."""
+    spec = parse_source(config.data.source)
+    d = config.data
+    if spec.kind == "synthetic":
+        size, seed = spec.param("size", SYNTHETIC_SIZE), spec.param("seed", config.seed)
+        if size < 10:
+            raise DataError(f"synthetic size must be at least 10, received size={size}")
+        splits = {
+            name: [TextExample(s.text, s.label, f"synthetic:{name} #{i}") for i, s in enumerate(samples)]
+            for name, samples in synthetic_splits(size, seed).items()
+        }
+        return splits, f"synthetic: train {size}, dev and test {max(size // 5, 1)} each (seed {seed})"
+    if spec.kind == "tfds":
+        from pipelines.tfds_source import tfds_splits
+
+        available = tfds_splits(spec.name)
+        found = {"train": "train"}
+        for split, names in (("dev", ("validation", "dev", "valid")), ("test", ("test",))):
+            found.update({split: n for n in reversed(names) if n in available})
+        splits = {split: _tfds_examples(spec.name, name) for split, name in found.items()}
+    else:
+        files = find_split_files(spec.name)
+        splits = {split: read_labeled_text(path) for split, path in files.items()}
+        found = {split: pathlib.Path(path).name for split, path in files.items()}
+    notes = [f"{split}: {name}" for split, name in found.items()]
+    for split, fraction in (("test", d.test_fraction), ("dev", d.dev_fraction)):
+        if split not in splits:
+            splits["train"], splits[split] = split_off(splits["train"], fraction, config.seed)
+            notes.append(f"{split}: {fraction:.0%} of train (seed {config.seed})")
+    return splits, "; ".join(notes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Assets:
+    vocab: Vocabulary
+    labels: list[str]
+
+    def save(self, directory: pathlib.Path) -> None:
+        self.vocab.save(directory / "vocab.txt")
+        atomic_write_text(directory / "labels.txt", "\n".join(self.labels) + "\n")
+
+    @classmethod
+    def load(cls, directory: pathlib.Path) -> "Assets":
+        labels = (directory / "labels.txt").read_text(encoding="utf-8").splitlines()
+        return cls(Vocabulary.load(directory / "vocab.txt"), labels)
+
+
+def prepare(config: SentimentConfig, splits) -> tuple[SentimentConfig, Assets]:
+    """Vocabulary, labels and maximum length from the training split; the config they resolve."""
+    d = config.data
+    train = splits["train"]
+    tokens = tokenize_texts([e.text for e in train], d.lowercase)
+    vocab = Vocabulary.build(tokens, max_size=d.vocab_size, min_count=d.min_count)
+    labels = sorted({e.label for e in train})
+    if len(labels) < 2:
+        raise DataError(f"train has a single label {labels!r}: a classifier needs at least two")
+    stats = length_stats([len(t) for t in tokens], d.length_percentile)
+    log(f"train: {len(train)} examples, {len(vocab)} tokens in the vocabulary, labels {labels}")
+    log(stats.describe())
+    max_length = d.max_length if d.max_length is not None else stats.at_percentile
+    log(f"max_length = {max_length}" + (" (set in the config)" if d.max_length is not None
+                                        else f" ({d.length_percentile:g}th percentile)"))
+    resolved = replace(config, **{"data.max_length": max_length, "model.num_classes": len(labels)})
+    return resolved, Assets(vocab, labels)
+
+
+def label_ids(examples: list[TextExample], labels: list[str]) -> list[int]:
+    index = {label: i for i, label in enumerate(labels)}
+    for e in examples:
+        if e.label not in index:
+            raise DataError(f"{e.where}: label {e.label!r} never appears in train (train labels: {labels})")
+    return [index[e.label] for e in examples]
+
+
+def make_dataset(examples, assets: Assets, config: SentimentConfig, training: bool) -> tf.data.Dataset:
+    d = config.data
+    boundaries = None
+    if d.bucketing:
+        lengths = [len(t) for t in tokenize_texts([e.text for e in examples], d.lowercase)]
+        boundaries = bucket_boundaries(lengths, d.num_buckets, d.max_length)
+    encode = text_encoder(assets.vocab.lookup_table(), d.lowercase, d.max_length)
+    return labeled_text_dataset(
+        [e.text for e in examples], label_ids(examples, assets.labels), encode, d.batch_size, boundaries,
+        shuffle_buffer=min(config.train.shuffle_buffer, len(examples)) if training else 0, seed=config.seed,
+    )
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+class Classifier(tf.Module):
+    """Raw strings in, labels and probabilities out: used by `predict` and as the SavedModel."""
+
+    def __init__(self, model: keras.Model, assets: Assets, config: SentimentConfig):
+        super().__init__()
+        self.model = model
+        self.table = assets.vocab.lookup_table()
+        self.labels = tf.constant(assets.labels)
+        self._encode = text_encoder(self.table, config.data.lowercase, config.data.max_length)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def classify(self, texts):
+        token_ids = pad_ids(self._encode(texts))  # (batch, time)
+        probabilities = tf.nn.softmax(self.model(token_ids, training=False), axis=-1)  # (batch, classes)
+        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {
+            "label": tf.gather(self.labels, best),
+            "probability": tf.reduce_max(probabilities, axis=-1),
+            "probabilities": probabilities,
+        }
+
+
+def load_run(run_dir) -> tuple[RunDir, SentimentConfig, keras.Model, Assets]:
+    run = RunDir(run_dir).require_complete()
+    config = run.read_config(SentimentConfig)
+    model = keras.saving.load_model(run.model, safe_mode=True, compile=False)
+    return run, config, model, Assets.load(run.assets)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def train(config: SentimentConfig, out, strategy: str = "default", callbacks=()) -> dict:
+    """Trains into the run directory `out` (resuming it if unfinished); returns test metrics."""
+    keras.utils.set_random_seed(config.seed)
+    splits, origin = load_examples(config)
+    config = replace(config, **{"data.splits": origin})
+    config, assets = prepare(config, splits)
+    datasets = {name: make_dataset(splits[name], assets, config, training=name == "train")
+                for name in ("train", "dev", "test")}  # checks every label before the run starts
+    run = RunDir(out)
+    run.start(config)
+    assets.save(run.assets)
+    with make_strategy(strategy).scope():
+        model = build_model(config, len(assets.vocab))
+        compile_model(model, config)
+    fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, callbacks=callbacks)
+    loss, accuracy = model.evaluate(datasets["test"], verbose=0)
+    metrics = {"accuracy": float(accuracy), "loss": float(loss), "examples": len(splits["test"])}
+    atomic_write_json(run.metrics("test"), metrics)
+    plot_history(run)
+    save_model_atomic(model, run.model)  # last: its presence marks the run as finished
+    return metrics
+
+
+def evaluate(run_dir, source: str | None = None, split: str = "test") -> dict:
+    run, config, model, assets = load_run(run_dir)
+    if source is not None:
+        config = replace(config, **{"data.source": source})
+    splits, _ = load_examples(config)
+    if split not in splits:
+        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
+    compile_model(model, config)
+    loss, accuracy = model.evaluate(make_dataset(splits[split], assets, config, training=False), verbose=0)
+    metrics = {"accuracy": float(accuracy), "loss": float(loss), "examples": len(splits[split])}
+    atomic_write_json(run.metrics(split), metrics)
+    return metrics
+
+
+def predict(run_dir, texts: list[str]) -> list[dict]:
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file PATH")
+    _, config, model, assets = load_run(run_dir)
+    classifier = Classifier(model, assets, config)  # held: its tf.function binds it weakly
+    outputs = classifier.classify(tf.constant(texts))
+    return [
+        {"text": text, "label": label.decode("utf-8"), "probability": round(float(p), 6)}
+        for text, label, p in zip(texts, outputs["label"].numpy(), outputs["probability"].numpy())
+    ]
+
+
+def export(run_dir, out_dir, formats: list[str]) -> dict:
+    """Writes `out_dir/savedmodel` (raw strings in) and `out_dir/assets.json`, checks parity."""
+    _, config, model, assets = load_run(run_dir)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classifier = Classifier(model, assets, config)
+    samples = tf.constant([*DEMO_INPUTS, "", "an unseen wordzz in the review !"])
+    reference = {k: v.numpy() for k, v in classifier.classify(samples).items()}
+    report = {}
+    if "savedmodel" in formats:
+        report["savedmodel"] = export_savedmodel(
+            classifier, {"serving_default": classifier.classify.get_concrete_function()},
+            out / "savedmodel", {"texts": samples}, reference,
+        )
+    atomic_write_json(out / "assets.json", {
+        "app": NAME, "vocabulary": assets.vocab.tokens, "labels": assets.labels,
+        "tokenizer": {"case_fold": config.data.lowercase, "split": "unicode_script"},
+        "max_length": config.data.max_length, "padding_id": 0, "oov_id": 1,
+    })
+    write_report(out / "parity.json", report)
+    return report
+
+
+def demo_config() -> SentimentConfig:
+    return SentimentConfig()
+

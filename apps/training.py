@@ -1,0 +1,144 @@
+"""What every app's training shares: the distribution strategy, the resumable `fit` into a run
+directory, the best model kept atomically, and the training curves."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import warnings
+
+import keras
+import tensorflow as tf
+
+from apps.rundir import RunDir, save_model_atomic
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default` (one device), `mirrored` (all local GPUs, or the CPU) or `multiworker`
+    (TF_CONFIG names the cluster; without it, one worker)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy must be one of {STRATEGIES}, received {name!r}")
+
+
+def log(message: str) -> None:
+    """Progress and statistics go to stderr, so stdout stays for results (and JSON)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Saves the model to `path` atomically whenever `monitor` improves.
+
+    On a resumed run the best value so far is read back from the history file, so an earlier,
+    better epoch is not overwritten by a worse one.
+    """
+
+    def __init__(self, path, monitor: str, mode: str, history_path=None):
+        super().__init__()
+        self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
+        self.best = -math.inf if mode == "max" else math.inf
+
+    def _better(self, value: float) -> bool:
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_train_begin(self, logs=None):
+        if self.history_path is not None and self.history_path.exists() and self.path.exists():
+            with open(self.history_path, newline="") as f:
+                for row in csv.DictReader(f):
+                    if row.get(self.monitor):
+                        value = float(row[self.monitor])
+                        if self._better(value):
+                            self.best = value
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self._better(float(value)):
+            self.best = float(value)
+            save_model_atomic(self.model, self.path)
+
+
+class FirstEpoch(keras.callbacks.Callback):
+    """Records the epoch at which `fit` started (after BackupAndRestore moved it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epoch is None:
+            self.epoch = epoch
+            if epoch > 0:
+                log(f"resuming from the checkpoint after epoch {epoch}")
+
+
+def fit_run(
+    model: keras.Model,
+    run: RunDir,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    epochs: int,
+    monitor: str = "val_accuracy",
+    mode: str = "max",
+    callbacks=(),
+) -> int:
+    """Trains with checkpoints in `RUN/checkpoints`, resuming an interrupted run; afterwards the
+    model holds the best epoch's weights. Returns the epoch training started from."""
+    first = FirstEpoch()
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.backup)),
+        KeepBest(run.best, monitor, mode, run.history),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+        first,
+        *callbacks,
+    ]
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length; Keras warns about it on the first epoch.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=all_callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    if run.best.exists():
+        best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
+        model.set_weights(best.get_weights())
+    return first.epoch or 0
+
+
+def plot_history(run: RunDir, metrics=("loss", "accuracy")) -> None:
+    """Writes `RUN/plots/training.png`: each metric for training and validation per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(run.history, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5))
+    for ax, name in zip(axes if len(metrics) > 1 else [axes], metrics):
+        for prefix, style in (("", "-o"), ("val_", "--s")):
+            key = prefix + name
+            if key in rows[0]:
+                ax.plot(epochs, [float(r[key]) for r in rows], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = run.plots / ".training.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(run.plots / "training.png")

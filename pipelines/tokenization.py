@@ -1,0 +1,38 @@
+"""Word tokenization with tensorflow-text: Unicode case folding, then splitting where the
+Unicode script changes and on whitespace (so punctuation becomes its own token)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+_TOKENIZER = tf_text.UnicodeScriptTokenizer(keep_whitespace=False)
+
+
+def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
+    """Tokenizes a batch of UTF-8 strings.
+
+    Args:
+        texts: string tensor of shape (batch,).
+        lowercase: apply NFKC case folding first.
+
+    Returns:
+        A ragged string tensor (batch, None).
+
+    Example:
+    >>> tokenize(tf.constant(["Not GOOD, really!"])).to_list()
+    [[b'not', b'good', b',', b'really', b'!']]
+    """
+    texts = tf.convert_to_tensor(texts, dtype=tf.string)
+    if lowercase:
+        texts = tf_text.case_fold_utf8(texts)
+    return _TOKENIZER.tokenize(texts)
+
+
+def tokenize_texts(texts: list[str], lowercase: bool = True, chunk: int = 4096) -> list[list[str]]:
+    """Python lists in and out; used to count tokens and lengths of a whole split."""
+    out: list[list[str]] = []
+    for start in range(0, len(texts), chunk):
+        ragged = tokenize(tf.constant(texts[start : start + chunk], dtype=tf.string), lowercase)
+        out.extend([t.decode("utf-8") for t in row] for row in ragged.to_list())
+    return out
