@@ -17,20 +17,54 @@ Transformation = Callable[[tf.data.Dataset], tf.data.Dataset]
 
 
 def bucket_boundaries(lengths: Sequence[int], num_buckets: int, max_length: int | None = None) -> list[int]:
-    """Bucket upper bounds at equal-count quantiles of the length distribution.
+    """Bucket upper bounds that minimise padding for the given length distribution.
+
+    Chooses at most `num_buckets` buckets so that padding every sequence to its bucket's
+    longest length wastes the fewest slots (an exact dynamic programme over the distinct
+    lengths). Long-tailed distributions get narrow buckets in the tail, where equal-count
+    quantiles would put everything from the 90th percentile to the maximum together.
 
     Example:
-    >>> bucket_boundaries([1, 2, 3, 4, 5, 6, 7, 8], num_buckets=4)
-    [3, 5, 7]
+    >>> bucket_boundaries([1, 1, 1, 2, 2, 2, 9, 9, 9], num_buckets=3)
+    [2, 3]
     """
     if num_buckets < 1:
         raise ValueError(f"num_buckets must be positive, received num_buckets={num_buckets}")
-    values = np.asarray(lengths)
+    values = np.asarray(lengths, dtype=np.int64)
     if max_length is not None:
         values = np.minimum(values, max_length)
-    quantiles = np.quantile(values, np.linspace(0, 1, num_buckets + 1)[1:-1], method="inverted_cdf")
-    # `bucket_by_sequence_length` puts length L in the first bucket with L < boundary.
-    return sorted({int(q) + 1 for q in quantiles if int(q) + 1 <= values.max()})
+    distinct, counts = np.unique(values, return_counts=True)
+    n = distinct.size
+    k = min(num_buckets, n)
+    count_prefix = np.concatenate([[0], np.cumsum(counts)])
+    sum_prefix = np.concatenate([[0], np.cumsum(counts * distinct)])
+
+    def cost(start: np.ndarray, end: int) -> np.ndarray:
+        # Slots wasted when distinct[start..end] are all padded to distinct[end].
+        return distinct[end] * (count_prefix[end + 1] - count_prefix[start]) - (sum_prefix[end + 1] - sum_prefix[start])
+
+    best = (distinct * count_prefix[1:] - sum_prefix[1:]).astype(float)  # one bucket ending at each length
+    choices = []  # choices[j][e]: first index of the last bucket ending at e, with j + 2 buckets
+    for _ in range(1, k):
+        new_best = np.full(n, np.inf)
+        start_of_last = np.zeros(n, dtype=np.int64)
+        for end in range(1, n):
+            starts = np.arange(1, end + 1)
+            totals = best[starts - 1] + cost(starts, end)
+            i = int(np.argmin(totals))
+            new_best[end], start_of_last[end] = totals[i], starts[i]
+        best = new_best
+        choices.append(start_of_last)
+    # Walk back from the last distinct length; `bucket_by_sequence_length` puts L in the first
+    # bucket with L < boundary, so a bucket ending at length u has boundary u + 1.
+    boundaries, end = [], n - 1
+    for start_of_last in reversed(choices):
+        start = int(start_of_last[end])
+        if start == 0:
+            break
+        boundaries.append(int(distinct[start - 1]) + 1)
+        end = start - 1
+    return sorted(boundaries)
 
 
 def _length(token_ids, *rest):

@@ -7,29 +7,32 @@ from __future__ import annotations
 
 from pipelines.errors import DataError
 
+# The splits nearly every supervised tfds dataset has; assumed when a builder cannot list its
+# splits before the data is prepared (and under `tfds.testing.mock_data`, which lists none).
+DEFAULT_SPLITS = ("train", "test")
 
-def load_tfds_split(name: str, split: str, data_dir: str | None = None):
-    """Returns (`tf.data.Dataset` of feature dicts, `tfds.core.DatasetInfo`) for one split.
 
-    Raises:
-        DataError: the dataset is unknown, or it does not have `split`.
-    """
+def _builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        return tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # tfds raises several types for unknown names
-        raise DataError(f"tfds dataset {name!r} cannot be loaded: {str(e).splitlines()[0]}") from None
-    if split not in builder.info.splits:
-        raise DataError(f"tfds dataset {name!r} has no {split!r} split (it has {sorted(builder.info.splits)})")
-    ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
-    return ds, builder.info
+        raise DataError(f"tfds dataset {name!r} cannot be loaded: {str(e).strip().splitlines()[0]}") from None
 
 
 def tfds_splits(name: str, data_dir: str | None = None) -> list[str]:
+    """The split names of a dataset (see DEFAULT_SPLITS)."""
+    return sorted(_builder(name, data_dir).info.splits) or list(DEFAULT_SPLITS)
+
+
+def load_tfds_split(name: str, split: str, data_dir: str | None = None):
+    """Returns (`tf.data.Dataset` of feature dicts, `tfds.core.DatasetInfo`) for one split."""
     import tensorflow_datasets as tfds
 
+    builder = _builder(name, data_dir)
     try:
-        return sorted(tfds.builder(name, data_dir=data_dir).info.splits)
+        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
     except Exception as e:
-        raise DataError(f"tfds dataset {name!r} cannot be loaded: {str(e).splitlines()[0]}") from None
+        raise DataError(f"tfds:{name} split {split!r} cannot be loaded: {str(e).strip().splitlines()[0]}") from None
+    return ds, builder.info
