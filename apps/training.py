@@ -15,6 +15,10 @@ from apps.rundir import RunDir, save_model_atomic
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
+# Bucketed datasets have no known length, and Keras warns that they "ran out of data" at the
+# end of every first pass; for them that is the normal end of an epoch.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
+
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """`default` (one device), `mirrored` (all local GPUs, or the CPU) or `multiworker`
@@ -98,17 +102,14 @@ def fit_run(
         first,
         *callbacks,
     ]
-    with warnings.catch_warnings():
-        # Bucketed datasets have no known length; Keras warns about it on the first epoch.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            shuffle=False,  # the pipeline shuffles
-            callbacks=all_callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        shuffle=False,  # the pipeline shuffles
+        callbacks=all_callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
     if run.best.exists():
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
         model.set_weights(best.get_weights())

@@ -1,0 +1,131 @@
+"""The command line end to end, in a temporary directory, on small synthetic data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+import tensorflow as tf
+import yaml
+
+from apps import sentiment
+from apps.cli import main
+from apps.config import to_yaml
+from apps.sentiment import SentimentConfig
+
+
+@pytest.fixture
+def smoke_config(tmp_path):
+    path = tmp_path / "smoke.yaml"
+    path.write_text(to_yaml(SentimentConfig.smoke()))
+    return str(path)
+
+
+def test_train_evaluate_predict_export(tmp_path, smoke_config, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "sentiment", "--data", "synthetic?size=300&seed=5", "--out", run,
+                 "--config", smoke_config, "--set", "model.units=12", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and run in out
+    for name in ("config.yaml", "model.keras", "history.csv", "metrics-test.json", "assets/vocab.txt",
+                 "assets/labels.txt", "checkpoints/best.keras", "plots/training.png"):
+        assert os.path.exists(os.path.join(run, name)), name
+    resolved = yaml.safe_load(open(os.path.join(run, "config.yaml")))
+    assert resolved["model"]["units"] == 12 and resolved["train"]["epochs"] == 2
+    assert resolved["data"]["source"] == "synthetic?size=300&seed=5"
+    assert isinstance(resolved["data"]["max_length"], int)  # resolved from the 95th percentile
+    assert len(open(os.path.join(run, "history.csv")).read().strip().splitlines()) == 3
+
+    assert main(["evaluate", run, "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)  # stdout holds only the JSON object
+    assert set(metrics) >= {"accuracy", "loss"} and 0 <= metrics["accuracy"] <= 1
+    assert json.load(open(os.path.join(run, "metrics-test.json")))["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert main(["evaluate", run, "--split", "dev"]) == 0
+    assert capsys.readouterr().out.startswith("dev accuracy ")
+    assert os.path.exists(os.path.join(run, "metrics-dev.json"))
+
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("the plot was boring\n\nthe cast was great\n")
+    assert main(["predict", run, "the movie was not good", "--file", str(inputs), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["text"] for r in rows] == ["the movie was not good", "the plot was boring", "the cast was great"]
+    assert all(r["label"] in ("negative", "positive") and 0.5 <= r["probability"] <= 1 for r in rows)
+
+    export = str(tmp_path / "export")
+    assert main(["export", run, "--format", "savedmodel", "--out", export]) == 0
+    parity = json.load(open(os.path.join(export, "parity.json")))
+    assert parity["savedmodel"]["max_abs_diff"]["probabilities"] < 1e-5
+    assets = json.load(open(os.path.join(export, "assets.json")))
+    assert assets["labels"] == ["negative", "positive"] and assets["vocabulary"][:2] == ["[PAD]", "[UNK]"]
+    serve = tf.saved_model.load(os.path.join(export, "savedmodel")).signatures["serving_default"]
+    served = serve(texts=tf.constant([r["text"] for r in rows]))
+    assert [label.decode() for label in served["label"].numpy()] == [r["label"] for r in rows]
+    for row, probability in zip(rows, served["probability"].numpy()):
+        assert probability == pytest.approx(row["probability"], abs=1e-5)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_train_resumes_from_its_checkpoint(tmp_path, capsys):
+    config = SentimentConfig.smoke()
+    config = type(config)(**{**config.__dict__, "train": type(config.train)(**{**config.train.__dict__, "epochs": 4})})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        sentiment.train(config, run, callbacks=[Interrupt()])
+    assert not (run / "model.keras").exists()  # not looking finished
+    assert main(["evaluate", str(run)]) == 1
+    assert "unfinished" in capsys.readouterr().err
+    sentiment.train(config, run)
+    assert "resuming from the checkpoint after epoch 2" in capsys.readouterr().err
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]  # continued, not restarted
+    assert (run / "model.keras").exists()
+    # A finished run is never overwritten.
+    assert main(["train", "sentiment", "--out", str(run)]) == 1
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+def _write(directory, files):
+    directory.mkdir(exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+    return str(directory)
+
+
+@pytest.mark.parametrize(
+    "files, args, message",
+    [
+        (None, ["--data", "no/such/dir"], "data source 'no/such/dir' does not exist"),
+        ({"train.tsv": b"good\tpos\nbad, no tab\n"}, [], "train.tsv:2: expected exactly one tab"),
+        ({"train.tsv": b"good\tpos\nbad\tneg\n", "dev.tsv": b""}, [], "dev.tsv is empty"),
+        ({"train.tsv": b"good\tpos\nbad\tneg\n" * 5, "test.tsv": b"meh\tneutral\n"}, [],
+         "test.tsv:1: label 'neutral' never appears in train"),
+        ({"train.tsv": b"good\tpos\nbad \xe9\tneg\n"}, [], "train.tsv:2: not valid UTF-8"),
+        ({"train.tsv": b"good\tpos\nbad\tneg\n"}, ["--set", "model.unitz=3"], "unknown config key 'model.unitz'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_leaves_no_run(tmp_path, capsys, files, args, message):
+    data = ["--data", _write(tmp_path / "data", files)] if files else []
+    run = tmp_path / "run"
+    assert main(["train", "sentiment", "--out", str(run), *data, *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rnnapps: error: ") and message in err[-1], err
+    assert not run.exists()
+
+
+def test_not_available_yet_commands_say_so(tmp_path, capsys):
+    assert main(["tune", "sentiment"]) == 1
+    assert "tune is not available yet" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "e")]) == 1
+    assert "onnx, tflite not available yet" in capsys.readouterr().err
+
+
+def test_console_script_lists_apps():
+    result = subprocess.run([sys.executable, "-m", "apps.cli", "list"], capture_output=True, text=True, check=True)
+    assert "sentiment" in result.stdout and "tfds:NAME" in result.stdout
