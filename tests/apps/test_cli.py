@@ -12,7 +12,7 @@ import yaml
 
 from apps import sentiment
 from apps.cli import main
-from apps.config import to_yaml
+from apps.config import replace, to_yaml
 from apps.sentiment import SentimentConfig
 
 
@@ -73,8 +73,7 @@ class Interrupt(keras.callbacks.Callback):
 
 
 def test_interrupted_train_resumes_from_its_checkpoint(tmp_path, capsys):
-    config = SentimentConfig.smoke()
-    config = type(config)(**{**config.__dict__, "train": type(config.train)(**{**config.train.__dict__, "epochs": 4})})
+    config = replace(SentimentConfig.smoke(), **{"train.epochs": 4})
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         sentiment.train(config, run, callbacks=[Interrupt()])
@@ -89,6 +88,13 @@ def test_interrupted_train_resumes_from_its_checkpoint(tmp_path, capsys):
     # A finished run is never overwritten.
     assert main(["train", "sentiment", "--out", str(run)]) == 1
     assert "already holds a finished run" in capsys.readouterr().err
+
+
+def test_mirrored_strategy_trains(tmp_path, smoke_config, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "sentiment", "--out", run, "--config", smoke_config, "--epochs", "1",
+                 "--strategy", "mirrored"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
 
 
 def _write(directory, files):

@@ -17,16 +17,12 @@ def test_reproducible_and_seed_dependent():
 def test_labels_follow_negation_and_contrast():
     samples = synth.generate(2000, seed=0)
     for s in samples:
-        text = s.text
-        if text.startswith(("although",)) or " although " in text:
-            deciding = text.split(" , ", 1)[-1] if "although" in text else text
-            deciding = text.rsplit(" , ", 1)[1]
-        elif " but " in text:
-            deciding = text.split(" but ")[1]
-        elif " and " in text:
-            deciding = text.split(" and ")[1]
-        else:
-            deciding = text
+        # The deciding clause is the last one: after "but", "and", or the comma of "although X , Y".
+        deciding = s.text
+        for joint in (" but ", " and "):
+            deciding = deciding.split(joint)[-1]
+        if "although" in deciding:
+            deciding = deciding.rsplit(" , ", 1)[1]
         assert synth.LABELS[_polarity(deciding)] == s.label, s
     counts = collections.Counter(s.label for s in samples)
     assert abs(counts["positive"] - counts["negative"]) < 200

@@ -1,0 +1,74 @@
+"""Gated recurrent unit. Reference: Cho et al., 2014, https://arxiv.org/abs/1406.1078; the
+reset-after variant is the one cuDNN implements."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from layers import PACKAGE
+from layers.recurrent_cell import GateBias, RecurrentCell, split_blocks
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GRUCell(RecurrentCell):
+    """A GRU with gate order [z, r, h] (Keras's), and Cho et al.'s update convention:
+
+        [a_z, a_r, a_h] = x_t W + b
+        z = sigma(a_z + h_{t-1} U_z),  r = sigma(a_r + h_{t-1} U_r)
+        h~ = tanh(a_h + (r * h_{t-1}) U_h)                      (reset_after=False)
+        h~ = tanh(a_h + r * (h_{t-1} U_h + b_h))                (reset_after=True, cuDNN's)
+        h_t = (1 - z) * h_{t-1} + z * h~
+
+    Note that Keras's GRU uses the opposite convention (its z keeps the old state).
+
+    Args:
+        units: hidden size.
+        reset_after: apply the reset gate after the recurrent matmul (one matmul per step,
+            and a separate recurrent bias `recurrent_bias` (3 * units)).
+        update_bias: initial bias of the update gate z. A negative value (say -1.0) starts the
+            cell close to carrying its state unchanged, as a forget bias of 1 does for an LSTM.
+        kernel_initializer, recurrent_initializer: as in `RecurrentCell`.
+
+    Call arguments: inputs (batch, features), states [h], training.
+    Returns: (h, [h]). Masking: handled by the wrapping RNN; the cell never sees it.
+
+    Example:
+    >>> keras.layers.RNN(GRUCell(3))(keras.ops.ones((2, 5, 4))).shape
+    (2, 3)
+    """
+
+    projection_blocks = 3
+
+    def __init__(self, units: int, reset_after: bool = False, update_bias: float = 0.0, **kwargs):
+        kwargs.setdefault("bias_initializer", GateBias(units, 3, {0: update_bias}))
+        super().__init__(units, **kwargs)
+        self.reset_after = reset_after
+        self.update_bias = update_bias
+        self.state_size = [units]
+        self.output_size = units
+
+    def build_recurrent(self):
+        self.recurrent_kernel = self.add_weight(shape=(self.units, 3 * self.units), name="recurrent_kernel",
+                                                initializer=self.recurrent_initializer)
+        if self.reset_after:
+            self.recurrent_bias = self.add_weight(shape=(3 * self.units,), name="recurrent_bias", initializer="zeros")
+
+    def recurrent_step(self, projected, states, training=False):
+        h_prev = states[0]
+        a_z, a_r, a_h = split_blocks(projected, 3)
+        if self.reset_after:
+            rec = ops.matmul(h_prev, self.recurrent_kernel) + self.recurrent_bias  # (batch, 3 * units)
+            r_z, r_r, r_h = split_blocks(rec, 3)
+            z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
+            candidate = ops.tanh(a_h + r * r_h)
+        else:
+            rec = ops.matmul(h_prev, self.recurrent_kernel[:, : 2 * self.units])  # (batch, 2 * units)
+            r_z, r_r = split_blocks(rec, 2)
+            z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
+            candidate = ops.tanh(a_h + ops.matmul(r * h_prev, self.recurrent_kernel[:, 2 * self.units :]))
+        h = (1.0 - z) * h_prev + z * candidate
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after, "update_bias": self.update_bias}

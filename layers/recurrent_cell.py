@@ -1,0 +1,92 @@
+"""The base of our cells: a step split into an input projection and a recurrent update."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from layers import PACKAGE
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RecurrentCell(keras.layers.Layer):
+    """A Keras RNN cell whose step is `recurrent_step(project_inputs(x_t), states)`.
+
+    `project_inputs` is the part of the step that depends on x_t alone: `x_t W + b` for all
+    gates at once (one matmul). Inside `keras.layers.RNN` it runs every step; the `Recurrent`
+    layer runs it once over the whole sequence (one large matmul) and loops only over
+    `recurrent_step`. Both give the same numbers.
+
+    Subclasses set `state_size`, `output_size` and `projection_size` (the width of the input
+    projection) and define `build_recurrent(units)` and `recurrent_step(projected, states)`.
+
+    Args:
+        units: width of the hidden state (positive).
+        kernel_initializer, recurrent_initializer, bias_initializer: for the input kernel
+            (features, projection_size), the recurrent weights and the bias.
+    """
+
+    projection_blocks = 1  # projection_size = projection_blocks * units unless overridden
+    projection_bias = True  # whether project_inputs adds a bias
+
+    def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"units must be a positive integer, received units={units!r}")
+        self.units = units
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    @property
+    def projection_size(self) -> int:
+        return self.projection_blocks * self.units
+
+    def build(self, input_shape):
+        feature_dim = input_shape[-1]  # shapes may arrive as lists after a reload
+        self.kernel = self.add_weight(shape=(feature_dim, self.projection_size), name="kernel",
+                                      initializer=self.kernel_initializer)
+        if self.projection_bias:
+            self.bias = self.add_weight(shape=(self.projection_size,), name="bias",
+                                        initializer=self.bias_initializer)
+        self.build_recurrent()
+
+    def project_inputs(self, inputs):
+        """(..., features) -> (..., projection_size): the step's input-only part."""
+        projected = ops.matmul(inputs, self.kernel)
+        return projected + self.bias if self.projection_bias else projected
+
+    def call(self, inputs, states, training=False):
+        return self.recurrent_step(self.project_inputs(inputs), states, training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GateBias(keras.initializers.Initializer):
+    """Bias of `blocks` gates of `units` each: zeros, except gate `i` filled with `values[i]`
+    (a forget-gate bias of 1 is `GateBias(units, 4, {1: 1.0})`)."""
+
+    def __init__(self, units: int, blocks: int, values: dict):
+        self.units, self.blocks = units, blocks
+        self.values = {int(k): float(v) for k, v in values.items()}
+
+    def __call__(self, shape, dtype=None):
+        parts = [ops.full((self.units,), self.values.get(i, 0.0), dtype=dtype) for i in range(self.blocks)]
+        return ops.concatenate(parts)
+
+    def get_config(self):
+        return {"units": self.units, "blocks": self.blocks, "values": {str(k): v for k, v in self.values.items()}}
+
+
+def split_blocks(x, count: int):
+    """Splits the last axis into `count` equal blocks (gate pre-activations)."""
+    return ops.split(x, count, axis=-1)

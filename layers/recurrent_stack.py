@@ -1,0 +1,130 @@
+"""A deep and/or bidirectional stack of recurrent layers, from a cell name and a list of sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from layers import PACKAGE, cells
+from layers.recurrent import Recurrent
+
+FUSED = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def fused_layer(cell: str, options: dict):
+    """The built-in (cuDNN-capable) layer equivalent to `cell` with `options`, or None.
+
+    `lstm` with the default forget bias is `keras.layers.LSTM`; `gru` with `reset_after=True`
+    and no update bias is `keras.layers.GRU` (whose z gate keeps, where ours updates: the same
+    family of functions, with z and 1 - z swapped).
+    """
+    if cell == "lstm" and options.get("forget_bias", 1.0) == 1.0 and set(options) <= {"forget_bias"}:
+        return keras.layers.LSTM
+    if cell == "gru" and options.get("reset_after") is True and not options.get("update_bias") \
+            and set(options) <= {"reset_after", "update_bias"}:
+        return keras.layers.GRU
+    return None
+
+
+def describe_implementation(cell: str, options: dict, prefer_fused: bool) -> str:
+    fused = fused_layer(cell, options) if prefer_fused else None
+    if fused is not None:
+        return f"keras.layers.{fused.__name__} (built-in, fused on GPU)"
+    return f"layers.Recurrent({type(cells.get(cell, 1, **options)).__name__})"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RecurrentStack(keras.layers.Layer):
+    """Recurrent layers of sizes `units`, each fed the previous one's sequence.
+
+    Args:
+        cell: a name of `layers.cells`.  units: one size per layer.
+        bidirectional: wrap each layer in `keras.layers.Bidirectional` (outputs concatenated).
+        return_sequences: the last layer returns every step (inner layers always do).
+        return_state: also return the final states of every layer, flattened in layer order
+            (forward then backward states for bidirectional layers).
+        prefer_fused: use the built-in `keras.layers.LSTM` / `GRU` where the cell and options
+            are plain (see `fused_layer`): cuDNN on a GPU.
+        cell_options: extra keyword arguments of the cell.
+
+    Call arguments: inputs (batch, time, features), mask (batch, time), training.
+    Returns: (batch, [time,] last_units * directions), then the states if `return_state`.
+    Masking: the mask reaches every layer; the output keeps it when `return_sequences`.
+
+    Example:
+    >>> RecurrentStack("gru", [8, 4], bidirectional=True)(keras.ops.ones((2, 5, 3))).shape
+    (2, 8)
+    """
+
+    def __init__(self, cell: str, units: Sequence[int], bidirectional: bool = False, return_sequences: bool = False,
+                 return_state: bool = False, prefer_fused: bool = False, cell_options: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        units = list(units)
+        if not units:
+            raise ValueError("units must list at least one layer size, received units=[]")
+        self.cell, self.units, self.bidirectional = cell, units, bidirectional
+        self.return_sequences, self.return_state, self.prefer_fused = return_sequences, return_state, prefer_fused
+        self.cell_options = dict(cell_options or {})
+        self.supports_masking = True
+        fused = fused_layer(cell, self.cell_options) if prefer_fused else None
+        self.recurrent_layers = []
+        for i, size in enumerate(units):
+            sequences = return_sequences or i < len(units) - 1
+            if fused is not None:
+                layer = fused(size, return_sequences=sequences, return_state=return_state, **self.cell_options,
+                              name=f"{cell}_{i}")
+            else:
+                layer = Recurrent(cells.get(cell, size, **self.cell_options), return_sequences=sequences,
+                                  return_state=return_state, name=f"{cell}_{i}")
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{i}")
+            self.recurrent_layers.append(layer)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            out = layer.compute_output_shape(shape)
+            shape = tuple(out[0] if self.return_state else out)
+        self.built = True
+
+    def call(self, inputs, mask=None, training=None):
+        x, states = inputs, []
+        for layer in self.recurrent_layers:
+            out = layer(x, mask=mask, training=training)
+            if self.return_state:
+                x, *layer_states = out
+                states.extend(layer_states)
+            else:
+                x = out
+        return (x, *states) if self.return_state else x
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.return_sequences:
+            return None
+        return [mask] + [None] * (self.num_states) if self.return_state else mask
+
+    @property
+    def num_states(self) -> int:
+        per_layer = len(self.recurrent_layers[0].forward_layer.cell.state_size if self.bidirectional
+                        else self.recurrent_layers[0].cell.state_size)
+        return per_layer * len(self.units) * (2 if self.bidirectional else 1)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        states = []
+        for layer in self.recurrent_layers:
+            out = layer.compute_output_shape(shape)
+            if self.return_state:
+                shape, *layer_states = out
+                shape = tuple(shape)
+                states.extend(tuple(s) for s in layer_states)
+            else:
+                shape = tuple(out)
+        return (shape, *states) if self.return_state else shape
+
+    def get_config(self):
+        return {**super().get_config(), "cell": self.cell, "units": self.units, "bidirectional": self.bidirectional,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "prefer_fused": self.prefer_fused, "cell_options": self.cell_options}
