@@ -48,5 +48,5 @@ def get(name: str, units: int, **options) -> keras.layers.Layer:
     factory = CELLS[name][0]
     try:
         return factory(units, **options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"cell {name!r}: {e}") from None
