@@ -18,10 +18,6 @@ SOURCES = (
     ("tfds:NAME[/CONFIG]", "a TensorFlow Datasets dataset (network on first use), e.g. tfds:imdb_reviews"),
     ("DIR", "a local directory in the app's plain format (sentiment: train.tsv/dev.tsv/test.tsv, text<TAB>label)"),
 )
-RECURRENT = (
-    ("lstm", "fused built-in keras.layers.LSTM"),
-    ("gru", "fused built-in keras.layers.GRU"),
-)
 
 
 class UsageError(Exception):
@@ -36,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                                      parents=[common], formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("list", parents=[common], help="apps, recurrent layers, data sources", formatter_class=fmt)
+    sub.add_parser("list", parents=[common], help="apps, cells, data sources", formatter_class=fmt)
 
     p = sub.add_parser("demo", parents=[common], formatter_class=fmt,
                        help="train on built-in data and show results")
@@ -103,9 +99,11 @@ def cmd_list(args) -> None:
     print("apps:")
     for name, (_, description) in APPS.items():
         print(f"  {name:<12} {description}")
-    print("recurrent layers (model.cell):")
-    for name, description in RECURRENT:
-        print(f"  {name:<12} {description}")
+    from layers.cells import CELLS
+
+    print("cells (model.cell):")
+    for name, (_, description) in CELLS.items():
+        print(f"  {name:<14} {description}")
     print("data sources (--data):")
     for name, description in SOURCES:
         print(f"  {name:<26} {description}")

@@ -21,7 +21,9 @@ from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model
 from apps.training import fit_run, log, make_strategy, plot_history
 from export.parity import write_report
 from export.savedmodel import export_savedmodel
+from layers import cells
 from layers.masked_pooling import MaskedPooling
+from layers.recurrent_stack import RecurrentStack, describe_implementation
 from pipelines import synthetic_sentiment
 from pipelines.batching import bucket_boundaries
 from pipelines.errors import DataError
@@ -35,7 +37,6 @@ from pipelines.vocabulary import Vocabulary
 NAME = "sentiment"
 
 SYNTHETIC_SIZE = 4000  # training reviews of the `synthetic` source; dev and test get a fifth each
-RECURRENT_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 DEMO_INPUTS = (
     "the movie was very good",
     "the movie was not good",
@@ -51,13 +52,14 @@ DEMO_INPUTS = (
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = 64
-    cell: str = choice("lstm", tuple(RECURRENT_LAYERS))  # fused built-in keras.layers.LSTM / GRU
+    cell: str = choice("lstm", cells.names())  # `rnnapps list` shows them
     units: int = 64
     num_layers: int = 1
     bidirectional: bool = True
     pooling: str = choice("last", ("last", "max", "mean"))  # over time, mask-aware
     dropout: float = 0.2  # before the classifier
     num_classes: int = 0  # resolved: the number of labels in train
+    implementation: str = ""  # resolved: the built-in fused layer, or our cell in layers.Recurrent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,19 +95,21 @@ def build_model(config: SentimentConfig, vocab_size: int) -> keras.Model:
         raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocab_size, m.embedding_dim, mask_zero=True, name="embedding")(token_ids)
-    for i in range(m.num_layers):
-        # `last` pooling is the recurrent layer's own final output, which skips padding and,
-        # when bidirectional, joins both directions' final states.
-        sequences = i < m.num_layers - 1 or m.pooling != "last"
-        layer = RECURRENT_LAYERS[m.cell](m.units, return_sequences=sequences, name=f"{m.cell}_{i}")
-        if m.bidirectional:
-            layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
-        x = layer(x)  # (batch, time, units * directions) or (batch, units * directions)
+    # `last` pooling is the recurrent stack's own final output, which skips padding and, when
+    # bidirectional, joins both directions' final states.
+    x = RecurrentStack(m.cell, [m.units] * m.num_layers, bidirectional=m.bidirectional,
+                       return_sequences=m.pooling != "last", prefer_fused=True,
+                       cell_options=cell_options(m.cell), name="recurrent")(x)
     if m.pooling != "last":
         x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
     x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
     logits = keras.layers.Dense(m.num_classes, name="logits")(x)
     return keras.Model(token_ids, logits, name=NAME)
+
+
+def cell_options(cell: str) -> dict:
+    # The GRU variant that cuDNN runs, so that `gru` gets the fused built-in layer.
+    return {"reset_after": True} if cell == "gru" else {}
 
 
 def compile_model(model: keras.Model, config: SentimentConfig) -> None:
@@ -209,7 +213,9 @@ def prepare(config: SentimentConfig, splits) -> tuple[SentimentConfig, Assets]:
     max_length = d.max_length if d.max_length is not None else stats.at_percentile
     log(f"max_length = {max_length}" + (" (set in the config)" if d.max_length is not None
                                         else f" ({d.length_percentile:g}th percentile)"))
-    resolved = replace(config, **{"data.max_length": max_length, "model.num_classes": len(labels)})
+    implementation = describe_implementation(config.model.cell, cell_options(config.model.cell), prefer_fused=True)
+    resolved = replace(config, **{"data.max_length": max_length, "model.num_classes": len(labels),
+                                  "model.implementation": implementation})
     return resolved, Assets(vocab, labels)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import keras
-from keras import tree
+from keras import ops, tree
 
 # The backend loop that keras.layers.RNN itself runs (masking, go_backwards, unroll). It is
 # private: this is the one place it is imported, and pyproject pins Keras's minor version.
@@ -34,14 +34,19 @@ class Recurrent(keras.layers.RNN):
         cell = self.cell
         if not hasattr(cell, "project_inputs"):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        projected = cell.project_inputs(sequences)  # (batch, time, projection_size)
+        # Time-major before projecting: transposing the narrow inputs is cheaper than
+        # transposing the wide projection (and, in the backward pass, its gradient).
+        inputs = ops.transpose(sequences, (1, 0, 2))  # (time, batch, features)
+        projected = cell.project_inputs(inputs)  # (time, batch, projection_size)
+        if mask is not None:
+            mask = ops.transpose(mask, (1, 0))  # (time, batch)
 
         def step(inputs, states):
             return cell.recurrent_step(inputs, states, training=training)
 
         if not tree.is_nested(initial_state):
             initial_state = [initial_state]
-        return backend_rnn(
+        last_output, outputs, states = backend_rnn(
             step,
             projected,
             initial_state,
@@ -49,6 +54,8 @@ class Recurrent(keras.layers.RNN):
             mask=mask,
             unroll=self.unroll,
             input_length=sequences.shape[1],
+            time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )
+        return last_output, ops.transpose(outputs, (1, 0, 2)), states  # outputs (batch, time, units)

@@ -54,7 +54,14 @@ class RecurrentCell(keras.layers.Layer):
 
     def project_inputs(self, inputs):
         """(..., features) -> (..., projection_size): the step's input-only part."""
-        projected = ops.matmul(inputs, self.kernel)
+        if len(inputs.shape) == 3:
+            # A whole sequence: one 2-D matmul. (A 3-D matmul against a 2-D kernel becomes a
+            # batched matmul whose kernel gradient materialises one copy per batch row.)
+            batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+            flat = ops.reshape(inputs, (-1, inputs.shape[-1]))  # (batch * time, features)
+            projected = ops.reshape(ops.matmul(flat, self.kernel), (batch, steps, self.projection_size))
+        else:
+            projected = ops.matmul(inputs, self.kernel)  # (batch, projection_size)
         return projected + self.bias if self.projection_bias else projected
 
     def call(self, inputs, states, training=False):
