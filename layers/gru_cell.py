@@ -41,12 +41,14 @@ class GRUCell(RecurrentCell):
     projection_blocks = 3
 
     def __init__(self, units: int, reset_after: bool = False, update_bias: float = 0.0, **kwargs):
-        kwargs.setdefault("bias_initializer", GateBias(units, 3, {0: update_bias}))
+        self.update_bias = update_bias  # read by default_bias_initializer
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
-        self.update_bias = update_bias
         self.state_size = [units]
         self.output_size = units
+
+    def default_bias_initializer(self):
+        return GateBias(self.units, 3, {0: self.update_bias})
 
     def build_recurrent(self):
         self.recurrent_kernel = self.add_weight(shape=(self.units, 3 * self.units), name="recurrent_kernel",

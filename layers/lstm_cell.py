@@ -35,14 +35,18 @@ class LSTMCell(RecurrentCell):
     projection_blocks = 4
 
     def __init__(self, units: int, forget_bias: float = 1.0, **kwargs):
-        kwargs.setdefault("bias_initializer", GateBias(units, 4, {1: forget_bias}))
+        self.forget_bias = forget_bias  # read by default_bias_initializer
         super().__init__(units, **kwargs)
-        self.forget_bias = forget_bias
         self.state_size = [units, units]
         self.output_size = units
 
+    forget_gate = 1  # position of f in the gate order
+
+    def default_bias_initializer(self):
+        return GateBias(self.units, self.projection_blocks, {self.forget_gate: self.forget_bias})
+
     def build_recurrent(self):
-        self.recurrent_kernel = self.add_weight(shape=(self.units, 4 * self.units), name="recurrent_kernel",
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.projection_size), name="recurrent_kernel",
                                                 initializer=self.recurrent_initializer)
 
     def recurrent_step(self, projected, states, training=False):

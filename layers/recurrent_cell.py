@@ -23,21 +23,27 @@ class RecurrentCell(keras.layers.Layer):
     Args:
         units: width of the hidden state (positive).
         kernel_initializer, recurrent_initializer, bias_initializer: for the input kernel
-            (features, projection_size), the recurrent weights and the bias.
+            (features, projection_size), the recurrent weights and the bias (None: the cell's
+            default, e.g. an LSTM's forget-gate bias).
     """
 
     projection_blocks = 1  # projection_size = projection_blocks * units unless overridden
     projection_bias = True  # whether project_inputs adds a bias
 
     def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"units must be a positive integer, received units={units!r}")
         self.units = units
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        # None: the cell's own default (zeros, or a gate bias from its options), rebuilt on load.
+        self._bias_initializer_arg = bias_initializer
+        self.bias_initializer = keras.initializers.get(bias_initializer or self.default_bias_initializer())
+
+    def default_bias_initializer(self):
+        return "zeros"
 
     @property
     def projection_size(self) -> int:
@@ -73,7 +79,8 @@ class RecurrentCell(keras.layers.Layer):
             "units": self.units,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "bias_initializer": (None if self._bias_initializer_arg is None
+                                 else keras.initializers.serialize(self.bias_initializer)),
         }
 
 

@@ -68,17 +68,27 @@ class RecurrentStack(keras.layers.Layer):
         self.cell_options = dict(cell_options or {})
         self.supports_masking = True
         fused = fused_layer(cell, self.cell_options) if prefer_fused else None
+
+        def make(size, sequences, name, go_backwards=False):
+            if fused is not None:
+                return fused(size, return_sequences=sequences, return_state=return_state, go_backwards=go_backwards,
+                             name=name, **self.cell_options)
+            return Recurrent(cells.get(cell, size, **self.cell_options), return_sequences=sequences,
+                             return_state=return_state, go_backwards=go_backwards, name=name)
+
         self.recurrent_layers = []
         for i, size in enumerate(units):
             sequences = return_sequences or i < len(units) - 1
-            if fused is not None:
-                layer = fused(size, return_sequences=sequences, return_state=return_state, **self.cell_options,
-                              name=f"{cell}_{i}")
-            else:
-                layer = Recurrent(cells.get(cell, size, **self.cell_options), return_sequences=sequences,
-                                  return_state=return_state, name=f"{cell}_{i}")
+            layer = make(size, sequences, f"{cell}_{i}")
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{i}")
+                # The backward layer is given, not left to Bidirectional: Bidirectional would
+                # serialize `layer` twice, and during `load_model` Keras 3's shared-object
+                # tracking can then match the second config, by id(), to an unrelated object
+                # from the file (seen as an intermittent "'GRUCell' object has no attribute
+                # 'go_backwards'").
+                layer = keras.layers.Bidirectional(
+                    layer, backward_layer=make(size, sequences, f"backward_{cell}_{i}", go_backwards=True),
+                    name=f"bidirectional_{cell}_{i}")
             self.recurrent_layers.append(layer)
 
     def build(self, input_shape):

@@ -11,7 +11,7 @@ from pipelines.vocabulary import Vocabulary
 
 
 @pytest.mark.parametrize("pooling", ["last", "max", "mean"])
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole_lstm"])
 def test_padding_does_not_change_the_prediction(pooling, cell):
     config = replace(SentimentConfig.smoke(), **{"model.pooling": pooling, "model.cell": cell,
                                                  "model.num_classes": 3, "model.num_layers": 2})
