@@ -1,12 +1,13 @@
-"""Word tokenization with tensorflow-text: Unicode case folding, then splitting where the
-Unicode script changes and on whitespace (so punctuation becomes its own token)."""
+"""Word tokenization with tensorflow-text, by the rules of `pipelines/text_rules.py`:
+NFKC_Casefold case folding, then splitting on whitespace with punctuation and symbols as
+tokens of their own (Unicode-aware: RE2's Unicode categories)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-_TOKENIZER = tf_text.UnicodeScriptTokenizer(keep_whitespace=False)
+from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS
 
 
 def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
@@ -14,7 +15,7 @@ def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
 
     Args:
         texts: string tensor of shape (batch,).
-        lowercase: apply NFKC case folding first.
+        lowercase: apply NFKC_Casefold first.
 
     Returns:
         A ragged string tensor (batch, None).
@@ -26,7 +27,7 @@ def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
     if lowercase:
         texts = tf_text.case_fold_utf8(texts)
-    return _TOKENIZER.tokenize(texts)
+    return tf_text.regex_split(texts, DELIMITERS, KEPT_DELIMITERS)
 
 
 def tokenize_texts(texts: list[str], lowercase: bool = True, chunk: int = 4096) -> list[list[str]]:

@@ -44,3 +44,22 @@ def test_labeled_dataset_keeps_every_example_once():
     assert sorted(labels) == list(range(50))
     assert all(lengths[i] == i % 7 + 1 for i in range(50))
     assert tokenize(tf.constant(["a b"])).shape[0] == 1
+
+
+TRICKY = [
+    "The movie was NOT good!!!", "Straße İstanbul ǅ", "ＦＵＬＬＷＩＤＴＨ ﬁne", "e\u0301te\u0301 été",
+    "great 👍🏽 film 🎬!!", "", " ", "a\u00a0b\u3000c\td\ne", "don't...stop", "word " * 2000,
+    "$100 + 50% = ¿qué?", "soft\u00adhyphen", "ΣΊΣΥΦΟΣ ὈΔΥΣΣΕΎΣ", "日本語のテキスト、です。", "w10 h2o",
+    "«quoted» — dash", "\u200bzero\u200dwidth", "ǰ ŉ", "MiXeD CaSe ÉCOLE",
+]
+
+
+def test_python_rules_give_the_same_ids_as_the_tf_pipeline():
+    from pipelines.text_rules import encode_text, tokenize_text
+
+    for lowercase in (True, False):
+        assert [tokenize_text(t, lowercase) for t in TRICKY] == tokenize_texts(TRICKY, lowercase)
+    vocab = Vocabulary.build(tokenize_texts(TRICKY[:8]))
+    ids = {token: i for i, token in enumerate(vocab.tokens)}
+    expected = text_encoder(vocab.lookup_table(), max_length=50)(tf.constant(TRICKY)).to_list()
+    assert [encode_text(t, ids, OOV_ID, max_length=50) for t in TRICKY] == expected
