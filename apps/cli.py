@@ -12,7 +12,7 @@ import traceback
 from apps.registry import APPS
 
 EXPORT_FORMATS = ("savedmodel", "onnx", "tflite", "all")
-AVAILABLE_FORMATS = ("savedmodel",)
+RUNTIMES = ("savedmodel", "onnx", "tflite")
 SOURCES = (
     ("synthetic[?size=N&seed=S]", "the app's built-in generator (no network)"),
     ("tfds:NAME[/CONFIG]", "a TensorFlow Datasets dataset (network on first use), e.g. tfds:imdb_reviews"),
@@ -56,8 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
 
-    p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="predict with a run")
-    p.add_argument("run")
+    p = sub.add_parser("predict", parents=[common], formatter_class=fmt,
+                       help="predict with a run, or with an export directory through one runtime")
+    p.add_argument("run", help="a run directory, or an export directory (with --runtime)")
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="for an export directory: the runtime to use (default savedmodel)")
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--file", help="read inputs from a file, one per line")
     p.add_argument("--json", action="store_true", help="print one JSON object per input on stdout")
@@ -164,9 +167,19 @@ def _read_inputs(path: str) -> list[str]:
 
 
 def cmd_predict(args) -> None:
-    app = _app_of_run(args.run)
     inputs = list(args.inputs) + (_read_inputs(args.file) if args.file else [])
-    for row in app.predict(args.run, inputs):
+    is_run = os.path.exists(os.path.join(args.run, "config.yaml"))
+    if not is_run and (args.runtime or os.path.exists(os.path.join(args.run, "assets.json"))):
+        from apps.registry import get_app
+        from export.runtimes import read_assets
+
+        app = get_app(read_assets(args.run)["app"])
+        rows = app.predict_exported(args.run, args.runtime or "savedmodel", inputs)
+    else:
+        if args.runtime:
+            raise UsageError(f"--runtime needs an export directory (rnnapps export); {args.run} is a run directory")
+        rows = _app_of_run(args.run).predict(args.run, inputs)
+    for row in rows:
         print(json.dumps(row, ensure_ascii=False) if args.json else _format_prediction(row))
 
 
@@ -175,17 +188,13 @@ def cmd_tune(args) -> None:
 
 
 def cmd_export(args) -> None:
-    formats = list(AVAILABLE_FORMATS) if args.format == "all" else [args.format]
-    missing = [f for f in ("savedmodel", "onnx", "tflite") if f not in AVAILABLE_FORMATS]
-    if args.format == "all" or args.format not in AVAILABLE_FORMATS:
-        raise UsageError(
-            f"export format(s) {', '.join(missing)} not available yet; available: {', '.join(AVAILABLE_FORMATS)}"
-        )
+    formats = list(RUNTIMES) if args.format == "all" else [args.format]
     app = _app_of_run(args.run)
     report = app.export(args.run, args.out, formats)
     for runtime, result in report.items():
         worst = max(result["max_abs_diff"].values(), default=0.0)
-        print(f"{runtime}: parity ok (largest difference {worst:.2e}), {result['bytes'] / 1e6:.1f} MB")
+        extra = f", recurrence as {'/'.join(result['recurrent_ops'])}" if result.get("recurrent_ops") else ""
+        print(f"{runtime}: parity ok (largest difference {worst:.2e}), {result['bytes'] / 1e6:.2f} MB{extra}")
     print(f"export directory: {args.out}")
 
 
@@ -194,7 +203,14 @@ COMMANDS = {"list": cmd_list, "demo": cmd_demo, "train": cmd_train, "evaluate": 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # predict's inputs may follow its options (`predict DIR --runtime onnx "text"`): argparse
+    # leaves such positionals over, and they are taken as inputs here.
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "predict" or any(e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.inputs = list(args.inputs) + extra
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:

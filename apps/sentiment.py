@@ -14,13 +14,17 @@ import dataclasses
 import pathlib
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
 from apps.training import fit_run, log, make_strategy, plot_history
+from export.onnx import export_onnx
 from export.parity import write_report
+from export.runtimes import FILES, NUMERIC_SIGNATURE, load_runner, read_assets
 from export.savedmodel import export_savedmodel
+from export.tflite import export_tflite
 from layers import cells
 from layers.masked_pooling import MaskedPooling
 from layers.recurrent_stack import RecurrentStack, describe_implementation
@@ -32,7 +36,8 @@ from pipelines.sources import parse_source, split_off
 from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
 from pipelines.tokenization import tokenize_texts
-from pipelines.vocabulary import Vocabulary
+from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, encode_text
+from pipelines.vocabulary import OOV_ID, Vocabulary
 
 NAME = "sentiment"
 
@@ -324,27 +329,106 @@ def predict(run_dir, texts: list[str]) -> list[dict]:
     ]
 
 
+def numeric_function(model: keras.Model):
+    """The numeric core that ONNX and TFLite get: token ids in, class probabilities out."""
+
+    @tf.function
+    def probabilities(token_ids):
+        return {"probabilities": tf.nn.softmax(model(token_ids, training=False), axis=-1)}
+
+    return probabilities
+
+
+def _pad(rows: list[list[int]], length: int | None = None) -> np.ndarray:
+    """Right-pads id lists with 0 to `length` (default: the longest, at least 1)."""
+    length = length or max(1, max(map(len, rows)))
+    out = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row[:length]
+    return out
+
+
 def export(run_dir, out_dir, formats: list[str]) -> dict:
-    """Writes `out_dir/savedmodel` (raw strings in) and `out_dir/assets.json`, checks parity."""
+    """Writes the requested formats and `assets.json` to `out_dir`, each checked against Keras.
+
+    - savedmodel: `serving_default` (raw strings -> label, probability, probabilities) and
+      `numeric` (token_ids -> probabilities);
+    - onnx: `model.onnx`, token_ids (batch, time) -> probabilities, dynamic axes;
+    - tflite: `model.tflite`, token_ids (1, max_length) -> probabilities: pad or cut to max_length.
+    """
     _, config, model, assets = load_run(run_dir)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    max_length = config.data.max_length
     classifier = Classifier(model, assets, config)
-    samples = tf.constant([*DEMO_INPUTS, "", "an unseen wordzz in the review !"])
-    reference = {k: v.numpy() for k, v in classifier.classify(samples).items()}
+    numeric = numeric_function(model)
+    samples = [*DEMO_INPUTS, "", "An UNSEEN wordzz, in the review!", " ".join(["good"] * (2 * max_length))]
+    ids_map = {token: i for i, token in enumerate(assets.vocab.tokens)}
+    rows = [encode_text(t, ids_map, OOV_ID, config.data.lowercase, max_length) for t in samples]
+    ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
     report = {}
     if "savedmodel" in formats:
+        texts = tf.constant(samples)
+        reference = {k: v.numpy() for k, v in classifier.classify(texts).items()}
         report["savedmodel"] = export_savedmodel(
-            classifier, {"serving_default": classifier.classify.get_concrete_function()},
-            out / "savedmodel", {"texts": samples}, reference,
+            tf.Module(), {"serving_default": classifier.classify.get_concrete_function(),
+                          NUMERIC_SIGNATURE: numeric.get_concrete_function(ids_spec)},
+            out / "savedmodel", {"texts": texts}, reference, trackable={"classifier": classifier},
         )
+    if "onnx" in formats:
+        ids = _pad(rows)
+        report["onnx"] = export_onnx(numeric, [ids_spec], out / "model.onnx", {"token_ids": ids},
+                                     {"probabilities": numeric(ids)["probabilities"].numpy()})
+    if "tflite" in formats:
+        ids = _pad(rows, max_length)
+        report["tflite"] = export_tflite(numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
+                                         out / "model.tflite", {"token_ids": ids},
+                                         {"probabilities": numeric(ids)["probabilities"].numpy()},
+                                         trackable_obj=model)
     atomic_write_json(out / "assets.json", {
-        "app": NAME, "vocabulary": assets.vocab.tokens, "labels": assets.labels,
-        "tokenizer": {"case_fold": config.data.lowercase, "split": "unicode_script"},
-        "max_length": config.data.max_length, "padding_id": 0, "oov_id": 1,
+        "app": NAME, "labels": assets.labels, "vocabulary": assets.vocab.tokens,
+        "tokenizer": {"lowercase": config.data.lowercase, "rules": "pipelines/text_rules.py",
+                      "delimiters": DELIMITERS, "kept_delimiters": KEPT_DELIMITERS},
+        "max_length": max_length, "pad_id": 0, "oov_id": OOV_ID,
+        "inputs": {"token_ids": "int32 (batch, time): token ids cut to max_length, right-padded with pad_id"},
+        "outputs": {"probabilities": "float32 (batch, classes), in the order of labels"},
+        "tflite_input_shape": [1, max_length],
     })
-    write_report(out / "parity.json", report)
+    write_report(out / "parity.json", {**_previous_report(out), **report})
     return report
+
+
+def _previous_report(out: pathlib.Path) -> dict:
+    """Keeps the parity of formats exported earlier into the same directory."""
+    import json
+
+    path = out / "parity.json"
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}
+    return {k: v for k, v in previous.items() if (out / FILES[k]).exists()} if isinstance(previous, dict) else {}
+
+
+def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
+    """Predictions from an export directory through one runtime, without the Keras model."""
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file PATH")
+    assets = read_assets(export_dir)
+    if runtime == "savedmodel":
+        outputs = load_runner(export_dir, runtime, signature="serving_default")(texts=np.array(texts, dtype=object))
+        labels = [label.decode("utf-8") for label in outputs["label"]]
+        probabilities = outputs["probability"]
+    else:
+        ids_map = {token: i for i, token in enumerate(assets["vocabulary"])}
+        rows = [encode_text(t, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
+                for t in texts]
+        ids = _pad(rows, assets["max_length"] if runtime == "tflite" else None)
+        scores = load_runner(export_dir, runtime)(token_ids=ids)["probabilities"]
+        labels = [assets["labels"][i] for i in scores.argmax(axis=-1)]
+        probabilities = scores.max(axis=-1)
+    return [{"text": t, "label": label, "probability": round(float(p), 6)}
+            for t, label, p in zip(texts, labels, probabilities)]
 
 
 def demo_config() -> SentimentConfig:

@@ -9,6 +9,7 @@ import shutil
 import tensorflow as tf
 
 from export import ExportError
+from export.graph_checks import check_no_cudnn
 from export.parity import check, directory_size, max_differences
 
 
@@ -19,11 +20,13 @@ def export_savedmodel(
     sample_inputs: dict,
     reference: dict,
     atol: float = 1e-5,
+    trackable: dict | None = None,
 ) -> dict:
     """Writes `out_dir` (a SavedModel), reloads it and runs `serving_default` on `sample_inputs`.
 
     Args:
-        module: a `tf.Module` tracking the model and every resource the signatures use.
+        module: a `tf.Module` to save; `trackable` objects (the model, lookup tables, modules
+            holding them) are attached to it first, so that the signatures' resources are saved.
         signatures: name -> concrete function; must contain "serving_default".
         sample_inputs: keyword inputs of `serving_default`.
         reference: expected outputs (the Keras model's) by output name.
@@ -40,6 +43,10 @@ def export_savedmodel(
     out_dir = pathlib.Path(out_dir)
     staged = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}")
     shutil.rmtree(staged, ignore_errors=True)
+    for name, value in (trackable or {}).items():
+        setattr(module, name, value)
+    for name, function in signatures.items():
+        check_no_cudnn(function)
     try:
         tf.saved_model.save(module, str(staged), signatures=signatures)
         reloaded = tf.saved_model.load(str(staged))

@@ -1,3 +1,13 @@
-"""Reusable Keras layers for recurrent networks. Nothing here imports `pipelines`, `export` or `apps`."""
+"""Reusable Keras layers for recurrent networks. Nothing here imports `pipelines`, `export` or `apps`.
+
+`import layers` registers every layer with Keras, so that `keras.saving.load_model` can load
+a model that uses them.
+"""
 
 PACKAGE = "rnnapps"  # the one `register_keras_serializable` package name
+
+# Imported after PACKAGE, which they read. Importing registers them with Keras.
+from layers import cells  # noqa: E402, F401  (every cell module)
+from layers.masked_pooling import MaskedPooling  # noqa: E402, F401
+from layers.recurrent import Recurrent  # noqa: E402, F401
+from layers.recurrent_stack import RecurrentStack  # noqa: E402, F401

@@ -1,0 +1,81 @@
+"""Running an export directory in its runtimes, without the Keras model.
+
+    runner = load_runner("exports/s1", "onnx")     # or "tflite", "savedmodel"
+    outputs = runner(token_ids=ids)                # numpy in, dict of numpy out
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from export import ExportError
+
+RUNTIMES = ("savedmodel", "onnx", "tflite")
+FILES = {"savedmodel": "savedmodel", "onnx": "model.onnx", "tflite": "model.tflite"}
+NUMERIC_SIGNATURE = "numeric"  # the SavedModel signature with the ONNX/TFLite inputs and outputs
+
+
+def read_assets(export_dir) -> dict:
+    """`DIR/assets.json`, with a clear error if the directory is not a (complete) export."""
+    export_dir = pathlib.Path(export_dir)
+    path = export_dir / "assets.json"
+    if not export_dir.is_dir():
+        raise ExportError(f"export directory {export_dir} does not exist")
+    if not path.exists():
+        raise ExportError(f"{export_dir} is not an export directory (no assets.json)")
+    try:
+        assets = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{path} is corrupt: {e}") from None
+    if not isinstance(assets, dict) or "app" not in assets:
+        raise ExportError(f"{path} is corrupt: it does not name its app")
+    return assets
+
+
+class OnnxRunner:
+    def __init__(self, path):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self.session.run(None, inputs)))
+
+
+class SavedModelRunner:
+    def __init__(self, path, signature: str = NUMERIC_SIGNATURE):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+
+        self.tf = tf
+        self.function = tf.saved_model.load(str(path)).signatures[signature]
+
+    def __call__(self, **inputs) -> dict[str, np.ndarray]:
+        outputs = self.function(**{k: self.tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE):
+    """A callable for one runtime of an export directory; clear errors for missing or corrupt files."""
+    if runtime not in RUNTIMES:
+        raise ExportError(f"--runtime must be one of {RUNTIMES}, received {runtime!r}")
+    path = pathlib.Path(export_dir) / FILES[runtime]
+    if not path.exists():
+        raise ExportError(f"{export_dir} has no {FILES[runtime]}: export it with --format {runtime}")
+    try:
+        if runtime == "onnx":
+            return OnnxRunner(path)
+        if runtime == "tflite":
+            from export.tflite import TFLiteRunner
+
+            return TFLiteRunner(path)
+        return SavedModelRunner(path, signature)
+    except ExportError:
+        raise
+    except Exception as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        raise ExportError(f"{path} cannot be loaded ({runtime}): {lines[-1][:300]}") from None
