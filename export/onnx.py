@@ -37,7 +37,11 @@ def export_onnx(fn: tf.types.experimental.GenericFunction, input_signature: list
             lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
             raise ExportError(f"tf2onnx could not convert the model: {lines[-1].strip()}") from None
         tmp.write_bytes(proto.SerializeToString())
-        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        try:
+            session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        except Exception as e:
+            message = str(e).replace(str(tmp), out_path.name)
+            raise ExportError(f"onnxruntime rejects the converted model: {message[:400]}") from None
         names = [o.name for o in session.get_outputs()]
         outputs = dict(zip(names, session.run(None, sample_inputs)))
         differences = max_differences(reference, outputs)

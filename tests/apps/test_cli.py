@@ -129,7 +129,7 @@ def test_not_available_yet_commands_say_so(tmp_path, capsys):
     assert main(["tune", "sentiment"]) == 1
     assert "tune is not available yet" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "e")]) == 1
-    assert "onnx, tflite not available yet" in capsys.readouterr().err
+    assert "is not a run directory (no config.yaml)" in capsys.readouterr().err
 
 
 def test_console_script_lists_apps():

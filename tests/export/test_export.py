@@ -1,0 +1,122 @@
+"""Export of the sentiment app and of every cell: each runtime against the Keras model."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps import sentiment
+from apps.cli import main
+from apps.config import replace
+from apps.sentiment import SentimentConfig
+from export import ExportError
+from export.onnx import export_onnx
+from export.runtimes import load_runner, read_assets
+from export.tflite import export_tflite
+from layers import cells
+from layers.recurrent import Recurrent
+
+TEXTS = ["the movie was not good", "Great!!", "", "although the plot was boring , the acting was great",
+         "ÉCOLE 👍 " * 30]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("sentiment") / "run"
+    config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=300", "train.epochs": 1,
+                                                 "model.units": 6})
+    sentiment.train(config, run)
+    return run
+
+
+def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["export", str(trained_run), "--format", "all", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "onnx: parity ok" in printed and "tflite: parity ok" in printed
+    parity = json.loads((out / "parity.json").read_text())
+    assert set(parity) == {"savedmodel", "onnx", "tflite"}
+    for runtime, result in parity.items():
+        assert max(result["max_abs_diff"].values()) < 1e-4, runtime
+        assert result["bytes"] > 0
+    assert not [op for op in parity["tflite"]["ops"] if op.startswith("Flex")]
+    assert read_assets(out)["tflite_input_shape"] == [1, read_assets(out)["max_length"]]
+
+    assert main(["predict", str(trained_run), *TEXTS, "--json"]) == 0
+    expected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for runtime in ("savedmodel", "onnx", "tflite"):
+        assert main(["predict", str(out), "--runtime", runtime, *TEXTS, "--json"]) == 0
+        got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [g["label"] for g in got] == [e["label"] for e in expected], runtime
+        np.testing.assert_allclose([g["probability"] for g in got], [e["probability"] for e in expected], atol=1e-4)
+
+
+def test_padding_does_not_change_exported_answers(trained_run, tmp_path):
+    sentiment.export(trained_run, tmp_path, ["onnx"])
+    runner = load_runner(tmp_path, "onnx")
+    ids = np.array([[5, 6, 7]], np.int32)
+    padded = np.array([[5, 6, 7, 0, 0, 0, 0, 0]], np.int32)
+    np.testing.assert_allclose(runner(token_ids=ids)["probabilities"], runner(token_ids=padded)["probabilities"],
+                               atol=1e-6)
+
+
+def test_missing_or_corrupt_export_gives_a_clear_error(trained_run, tmp_path, capsys):
+    with pytest.raises(ExportError, match="does not exist"):
+        read_assets(tmp_path / "nowhere")
+    with pytest.raises(ExportError, match="not an export directory"):
+        read_assets(tmp_path)
+    sentiment.export(trained_run, tmp_path, ["onnx"])
+    with pytest.raises(ExportError, match="has no model.tflite: export it with --format tflite"):
+        load_runner(tmp_path, "tflite")
+    (tmp_path / "model.onnx").write_bytes(b"not a model")
+    assert main(["predict", str(tmp_path), "--runtime", "onnx", "hello"]) == 1
+    assert "model.onnx cannot be loaded (onnx)" in capsys.readouterr().err
+    (tmp_path / "assets.json").write_text("{")
+    assert main(["predict", str(tmp_path), "--runtime", "onnx", "hello"]) == 1
+    assert "assets.json is corrupt" in capsys.readouterr().err
+
+
+def _cell_model(name):
+    ids = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(20, 8, mask_zero=True)(ids)
+    x = keras.layers.Bidirectional(Recurrent(cells.get(name, 6)),
+                                   backward_layer=Recurrent(cells.get(name, 6), go_backwards=True))(x)
+    return keras.Model(ids, keras.layers.Dense(3)(x))
+
+
+URNN_REASON = ("uRNN's FFT runs on complex tensors (tf.complex): ONNX Runtime rejects the converted 'Complex' "
+               "node, and TFLite has no builtin op for it")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "tflite"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(raises=ExportError, strict=True,
+                                                                           reason=URNN_REASON))
+                                  if n == "urnn" else n for n in cells.names()])
+def test_every_cell_exports_with_parity(name, runtime, tmp_path):
+    model = _cell_model(name)
+    fn = tf.function(lambda token_ids: {"logits": model(token_ids)})
+    ids = np.array([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 6]], np.int32)
+    reference = {"logits": fn(ids)["logits"].numpy()}
+    if runtime == "onnx":
+        result = export_onnx(fn, [tf.TensorSpec([None, None], tf.int32, name="token_ids")], tmp_path / "m.onnx",
+                             {"token_ids": ids}, reference)
+        assert result["recurrent_ops"] == ["Loop"]
+    else:
+        result = export_tflite(fn, [tf.TensorSpec([1, 6], tf.int32, name="token_ids")], tmp_path / "m.tflite",
+                               {"token_ids": ids}, reference, trackable_obj=model)
+    assert max(result["max_abs_diff"].values()) < 1e-5
+    assert os.path.exists(tmp_path / ("m." + runtime))
+
+
+def test_failed_parity_leaves_nothing_behind(tmp_path):
+    model = _cell_model("lstm")
+    fn = tf.function(lambda token_ids: {"logits": model(token_ids)})
+    ids = np.array([[3, 4, 5]], np.int32)
+    wrong = {"logits": fn(ids)["logits"].numpy() + 1.0}
+    with pytest.raises(ExportError, match="onnx parity failed"):
+        export_onnx(fn, [tf.TensorSpec([None, None], tf.int32, name="token_ids")], tmp_path / "m.onnx",
+                    {"token_ids": ids}, wrong)
+    assert list(tmp_path.iterdir()) == []
