@@ -1,0 +1,130 @@
+"""Decoders on toy step functions with known probabilities."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers.decoding import beam_search, greedy_search, sample
+
+PAD, EOS, BOS, A, B, C = 0, 1, 2, 3, 4, 5
+NAMES = {EOS: "<eos>", A: "A", B: "B", C: "C"}
+
+# Next-token probabilities after each prefix (the course example): greedy follows A, B, C,
+# <eos> with probability 0.5 * 0.4 * 0.4 * 0.6 = 0.048, while A, C, B, <eos> has
+# 0.5 * 0.3 * 0.6 * 0.6 = 0.054.
+TABLE = {
+    (): {A: 0.5, B: 0.3, C: 0.1, EOS: 0.1},
+    (A,): {B: 0.4, C: 0.3, A: 0.2, EOS: 0.1},
+    (B,): {A: 0.3, B: 0.3, C: 0.3, EOS: 0.1},
+    (A, B): {C: 0.4, A: 0.2, B: 0.2, EOS: 0.2},
+    (A, C): {B: 0.6, A: 0.2, C: 0.1, EOS: 0.1},
+    (A, B, C): {EOS: 0.6, A: 0.2, B: 0.1, C: 0.1},
+    (A, C, B): {EOS: 0.6, A: 0.2, B: 0.1, C: 0.1},
+}
+DEFAULT = {EOS: 0.7, A: 0.1, B: 0.1, C: 0.1}
+VOCAB = 6
+
+
+def toy_step_function():
+    """A trie over prefixes: the state is the node id; tables give log probabilities."""
+    nodes = {(): 0}
+    for prefix in TABLE:
+        for i in range(len(prefix) + 1):
+            nodes.setdefault(prefix[:i], len(nodes))
+    fallback = len(nodes)
+    log_probs = np.full((fallback + 1, VOCAB), -1e9, np.float32)
+    children = np.full((fallback + 1, VOCAB), fallback, np.int32)
+    for prefix, node in list(nodes.items()) + [(None, fallback)]:
+        for token, p in (TABLE.get(prefix, DEFAULT) if prefix is not None else DEFAULT).items():
+            log_probs[node, token] = np.log(p)
+            if prefix is not None and prefix + (token,) in nodes:
+                children[node, token] = nodes[prefix + (token,)]
+    log_probs, children = tf.constant(log_probs), tf.constant(children)
+
+    def step(token_ids, states):
+        node, started = states
+        node = tf.where(started, tf.gather_nd(children, tf.stack([node, token_ids], -1)), node)
+        return tf.gather(log_probs, node), (node, tf.ones_like(started))
+
+    return step
+
+
+def initial(batch):
+    return (tf.zeros([batch], tf.int32), tf.zeros([batch], tf.bool))
+
+
+def spell(tokens):
+    return " ".join(NAMES[t] for t in tokens if t != PAD)
+
+
+def test_greedy_takes_the_locally_best_path():
+    tokens, lengths, scores = greedy_search(toy_step_function(), initial(2), 2, BOS, EOS, max_length=10)
+    assert [spell(row) for row in tokens.numpy()] == ["A B C <eos>"] * 2
+    assert lengths.numpy().tolist() == [4, 4]
+    np.testing.assert_allclose(np.exp(scores.numpy()), 0.048, rtol=1e-5)
+
+
+def test_beam_of_two_finds_the_better_sequence():
+    tokens, lengths, log_probs, _ = beam_search(toy_step_function(), initial(3), 3, BOS, EOS, max_length=10,
+                                                beam_width=2, n_best=2)
+    assert [spell(t) for t in tokens.numpy()[0]] == ["A C B <eos>", "A B C <eos>"]
+    np.testing.assert_allclose(np.exp(log_probs.numpy()[0]), [0.054, 0.048], rtol=1e-5)
+    assert lengths.numpy()[0].tolist() == [4, 4]
+
+
+def test_beam_width_one_equals_greedy():
+    greedy, _, greedy_scores = greedy_search(toy_step_function(), initial(1), 1, BOS, EOS, 10)
+    beam, _, beam_scores, _ = beam_search(toy_step_function(), initial(1), 1, BOS, EOS, 10, beam_width=1)
+    assert spell(beam.numpy()[0, 0]) == spell(greedy.numpy()[0])
+    np.testing.assert_allclose(beam_scores.numpy()[0, 0], greedy_scores.numpy()[0], rtol=1e-6)
+
+
+def test_length_penalty_prefers_longer_hypotheses():
+    # Stopping at once has probability 0.1, more than any longer sequence: the raw score picks
+    # it; the GNMT length penalty (alpha=2: log 0.054 / 2.25 > log 0.1 / 1) picks A C B <eos>.
+    tokens, lengths, log_probs, _ = beam_search(toy_step_function(), initial(1), 1, BOS, EOS, 10, beam_width=4)
+    assert spell(tokens.numpy()[0, 0]) == "<eos>" and lengths.numpy()[0, 0] == 1
+    np.testing.assert_allclose(np.exp(log_probs.numpy()[0, 0]), 0.1, rtol=1e-5)
+    tokens, _, _, ranking = beam_search(toy_step_function(), initial(1), 1, BOS, EOS, 10, beam_width=4, alpha=2.0)
+    assert spell(tokens.numpy()[0, 0]) == "A C B <eos>"
+    np.testing.assert_allclose(ranking.numpy()[0, 0], np.log(0.054) / 2.25, rtol=1e-5)
+
+
+def test_sampling_at_low_temperature_is_greedy():
+    tokens, _, _ = sample(toy_step_function(), initial(4), 4, BOS, EOS, 10, temperature=1e-3, seed=3)
+    assert [spell(row) for row in tokens.numpy()] == ["A B C <eos>"] * 4
+    tokens, _, _ = sample(toy_step_function(), initial(2), 2, BOS, EOS, 10, temperature=0)
+    assert [spell(row) for row in tokens.numpy()] == ["A B C <eos>"] * 2
+
+
+def test_sampled_frequencies_match_the_softmax():
+    n = 4000
+    tokens, _, _ = sample(toy_step_function(), initial(n), n, BOS, EOS, 1, temperature=1.0, seed=7)
+    first = tokens.numpy()[:, 0]
+    expected = np.array([TABLE[()][t] for t in (A, B, C, EOS)]) * n
+    observed = np.array([(first == t).sum() for t in (A, B, C, EOS)])
+    chi_square = float(((observed - expected) ** 2 / expected).sum())
+    print(f"\nfirst-token counts {observed.tolist()} vs expected {expected.tolist()}: chi-square {chi_square:.2f}")
+    assert chi_square < 16.27  # 3 degrees of freedom, p = 0.001
+    # top-k = 1 leaves only the best token
+    tokens, _, _ = sample(toy_step_function(), initial(50), 50, BOS, EOS, 1, top_k=1, seed=1)
+    assert (tokens.numpy()[:, 0] == A).all()
+
+
+def test_decoders_run_inside_tf_function():
+    step = toy_step_function()
+
+    @tf.function
+    def decode():
+        return beam_search(step, initial(2), 2, BOS, EOS, 10, beam_width=2)[0], \
+            greedy_search(step, initial(2), 2, BOS, EOS, 10)[0]
+
+    beam, greedy = decode()
+    assert spell(beam.numpy()[1, 0]) == "A C B <eos>" and spell(greedy.numpy()[1]) == "A B C <eos>"
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="n_best <= beam_width"):
+        beam_search(toy_step_function(), initial(1), 1, BOS, EOS, 10, beam_width=2, n_best=3)
+    with pytest.raises(ValueError, match="temperature must be non-negative"):
+        sample(toy_step_function(), initial(1), 1, BOS, EOS, 10, temperature=-1.0)
