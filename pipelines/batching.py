@@ -1,6 +1,7 @@
 """Padding and bucketing: `Dataset -> Dataset` transformations for `ds.apply(...)`.
 
-Elements are `(token_ids, label)` with `token_ids` a 1-D int tensor of any length. Padding is
+Elements are `(token_ids, label)`, or any nest whose first tensor is a 1-D int tensor of any
+length (it decides the bucket), such as `((source_ids, target_in), target_out)`. Padding is
 always on the right with `PAD_ID` (0), which `Embedding(mask_zero=True)` turns into the mask.
 """
 
@@ -67,8 +68,9 @@ def bucket_boundaries(lengths: Sequence[int], num_buckets: int, max_length: int 
     return sorted(boundaries)
 
 
-def _length(token_ids, *rest):
-    return tf.shape(token_ids)[0]
+def _length(*element):
+    # The first tensor of the element (the source ids) decides the bucket.
+    return tf.shape(tf.nest.flatten(element)[0])[0]
 
 
 def pad_and_bucket(batch_size: int, boundaries: Sequence[int] | None = None) -> Transformation:

@@ -51,23 +51,26 @@ class Vocabulary:
         token_lists: Iterable[Iterable[str]],
         max_size: int | None = None,
         min_count: int = 1,
+        reserved: tuple[str, ...] = (),
     ) -> "Vocabulary":
         """Counts tokens; keeps those seen `min_count` times, most frequent first.
 
-        `max_size` caps the whole vocabulary, padding and OOV included. Ties are broken
-        alphabetically so that the same data always gives the same ids.
+        `reserved` tokens (such as start and end markers) follow padding and OOV at fixed ids.
+        `max_size` caps the whole vocabulary, padding, OOV and reserved tokens included. Ties
+        are broken alphabetically so that the same data always gives the same ids.
         """
         if max_size is not None and max_size < 3:
             raise DataError(f"vocab_size must be at least 3, received vocab_size={max_size}")
         if min_count < 1:
             raise DataError(f"min_count must be at least 1, received min_count={min_count}")
         counts = collections.Counter(t for tokens in token_lists for t in tokens)
-        for reserved in (PAD_TOKEN, OOV_TOKEN):
-            counts.pop(reserved, None)
+        fixed = [PAD_TOKEN, OOV_TOKEN, *reserved]
+        for token in fixed:
+            counts.pop(token, None)
         kept = sorted((t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
         if max_size is not None:
-            kept = kept[: max_size - 2]
-        return cls([PAD_TOKEN, OOV_TOKEN, *kept])
+            kept = kept[: max(max_size - len(fixed), 0)]
+        return cls([*fixed, *kept])
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -98,7 +101,7 @@ class Vocabulary:
 
     def lookup_table(self) -> tf.lookup.StaticHashTable:
         """A TensorFlow table mapping token strings to ids, unknown tokens to `OOV_ID`."""
-        keys = tf.constant(self.tokens[2:] or [""], dtype=tf.string)
+        keys = tf.constant(self.tokens[2:] or ["[NONE]"], dtype=tf.string)
         values = tf.range(2, 2 + keys.shape[0], dtype=tf.int64)
         return tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID
