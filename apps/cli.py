@@ -16,7 +16,8 @@ RUNTIMES = ("savedmodel", "onnx", "tflite")
 SOURCES = (
     ("synthetic[?size=N&seed=S]", "the app's built-in generator (no network)"),
     ("tfds:NAME[/CONFIG]", "a TensorFlow Datasets dataset (network on first use), e.g. tfds:imdb_reviews"),
-    ("DIR", "a local directory in the app's plain format (sentiment: train.tsv/dev.tsv/test.tsv, text<TAB>label)"),
+    ("DIR", "a local directory in the app's plain format: train.tsv, dev.tsv, test.tsv with text<TAB>label "
+            "(sentiment) or source<TAB>target (translation)"),
 )
 
 
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data source (default: the one the run trained on)")
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    p.add_argument("--beam", type=int, default=0, metavar="K", help="translation: beam search of width K (0: greedy)")
 
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt,
                        help="predict with a run, or with an export directory through one runtime")
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--file", help="read inputs from a file, one per line")
     p.add_argument("--json", action="store_true", help="print one JSON object per input on stdout")
+    p.add_argument("--beam", type=int, default=0, metavar="K", help="translation: beam search of width K (0: greedy)")
+    p.add_argument("--plot", action="store_true", help="translation: write attention maps to RUN/plots/")
 
     p = sub.add_parser("tune", parents=[common], formatter_class=fmt, help="hyperparameter search (not available yet)")
     p.add_argument("app", choices=list(APPS))
@@ -146,12 +150,30 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def _format_prediction(row: dict) -> str:
+    if "translation" in row:
+        plot = f"   [{row['plot']}]" if "plot" in row else ""
+        return f"{row['text']}  ->  {row['translation']}{plot}"
     return f"{row['label']:<10} {row['probability']:.3f}  {row['text']}"
+
+
+def _app_options(app, function: str, args, names=("beam", "plot")) -> dict:
+    """The app-specific options the user set, checked against what the app's function takes."""
+    import inspect
+
+    accepted = inspect.signature(getattr(app, function)).parameters
+    options = {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value:
+            if name not in accepted:
+                raise UsageError(f"--{name} does not apply to the {app.NAME} app")
+            options[name] = value
+    return options
 
 
 def cmd_evaluate(args) -> None:
     app = _app_of_run(args.run)
-    metrics = app.evaluate(args.run, source=args.data, split=args.split)
+    metrics = app.evaluate(args.run, source=args.data, split=args.split, **_app_options(app, "evaluate", args))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -178,7 +200,8 @@ def cmd_predict(args) -> None:
     else:
         if args.runtime:
             raise UsageError(f"--runtime needs an export directory (rnnapps export); {args.run} is a run directory")
-        rows = _app_of_run(args.run).predict(args.run, inputs)
+        app = _app_of_run(args.run)
+        rows = app.predict(args.run, inputs, **_app_options(app, "predict", args))
     for row in rows:
         print(json.dumps(row, ensure_ascii=False) if args.json else _format_prediction(row))
 

@@ -10,6 +10,7 @@ from apps.config import ConfigError
 # name -> (module, one-line description)
 APPS = {
     "sentiment": ("apps.sentiment", "many-to-one text classification: review -> label (accuracy)"),
+    "translation": ("apps.translation", "encoder-decoder with attention, greedy/beam search (bleu, chrf)"),
 }
 
 

@@ -1,0 +1,512 @@
+"""Translation (sequence to sequence): a bidirectional encoder, a decoder that attends to it,
+teacher forcing in training, greedy / beam-search / sampling decoding at inference.
+
+Data: `synthetic` (an invented language pair that needs reordering and agreement: see
+`pipelines/synthetic_translation.py`), `tfds:NAME[/CONFIG]` for supervised translation datasets
+(e.g. `tfds:ted_hrlr_translate/pt_to_en`), or a directory with `train.tsv` / `dev.tsv` /
+`test.tsv` holding `source<TAB>target` per line. Metrics: BLEU and chrF (sacreBLEU, detokenized).
+
+    rnnapps train translation --data synthetic --out runs/t1
+    rnnapps predict runs/t1 "the big dog chases the cats" --beam 4 --plot
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
+from apps.rundir import RunDir, atomic_write_json, save_model_atomic
+from apps.training import fit_run, log, make_strategy, plot_history
+from export import ExportError
+from export.parity import write_report
+from export.savedmodel import export_savedmodel
+from layers import cells
+from layers.attention_decoder import ATTENTIONS, AttentionDecoder
+from layers.decoding import beam_search, greedy_search
+from layers.masked_pooling import MaskedPooling
+from layers.recurrent_stack import RecurrentStack, describe_implementation
+from pipelines import synthetic_translation
+from pipelines.batching import bucket_boundaries, pad_and_bucket
+from pipelines.errors import DataError
+from pipelines.lengths import length_stats
+from pipelines.sources import parse_source, split_off
+from pipelines.text_encoding import pad_ids, text_encoder
+from pipelines.text_files import find_split_files, read_pairs_tsv
+from pipelines.tokenization import tokenize_texts
+from pipelines.vocabulary import PAD_ID, Vocabulary
+
+NAME = "translation"
+SYNTHETIC_SIZE = 6000
+BOS, EOS = "[BOS]", "[EOS]"
+BOS_ID, EOS_ID = 2, 3  # after padding (0) and OOV (1) in the target vocabulary
+DEMO_INPUTS = (
+    "the big dog chases the cats",
+    "the cats near the old horse see the bird",
+    "the happy frogs follow the lazy fox",
+)
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = 64
+    units: int = 64  # encoder units per direction; the decoder has 2 * units
+    encoder_cell: str = choice("lstm", cells.names())
+    decoder_cell: str = choice("lstm", cells.names())
+    attention: str = choice("bahdanau", ATTENTIONS)
+    attention_units: int = 64
+    input_feeding: bool = True
+    label_smoothing: float = 0.0
+    source_vocab_size: int = 0  # resolved
+    target_vocab_size: int = 0  # resolved
+    implementation: str = ""  # resolved: the encoder's recurrent layer
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    target_max_length: int | None = None  # None: the training targets' length percentile (+ [EOS])
+    beam_width: int = 4  # for --beam without a number, and the export's beam signature
+    alpha: float = 0.6  # GNMT length penalty of beam search
+    extra_length: int = 5  # decoding may run this many tokens past target_max_length
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationConfig:
+    app: str = choice(NAME, (NAME,))
+    seed: int = 42
+    data: DataConfig = DataConfig(vocab_size=8000, batch_size=64, length_percentile=100.0)  # never cut sentences
+    model: ModelConfig = ModelConfig()
+    decode: DecodeConfig = DecodeConfig()
+    train: TrainConfig = TrainConfig(epochs=12, learning_rate=5e-3)
+
+    @classmethod
+    def smoke(cls) -> "TranslationConfig":
+        return replace(cls(), **{"data.source": "synthetic?size=200", "data.batch_size": 32,
+                                 "model.embedding_dim": 8, "model.units": 8, "model.attention_units": 8,
+                                 "train.epochs": 2})
+
+
+Config = TranslationConfig
+
+
+# --- model --------------------------------------------------------------------------------
+
+
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Token cross-entropy over non-padding targets, averaged per sequence, with optional label
+    smoothing (the target distribution puts `label_smoothing` uniformly over the vocabulary)."""
+
+    def __init__(self, label_smoothing: float = 0.0, name="masked_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log_softmax(y_pred, axis=-1)  # (batch, time, vocab)
+        y_true = ops.cast(y_true, "int32")
+        nll = -ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
+        loss = (1.0 - self.label_smoothing) * nll - self.label_smoothing * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), loss.dtype)
+        return ops.sum(loss * mask, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def build_model(config: TranslationConfig) -> keras.Model:
+    """(source_ids, target_in) -> logits over the target vocabulary at every target step."""
+    m = config.model
+    if m.source_vocab_size < 3 or m.target_vocab_size < 5:
+        raise ConfigError("model.source_vocab_size and model.target_vocab_size are resolved from the data")
+    source_ids = keras.Input((None,), dtype="int32", name="source_ids")
+    target_in = keras.Input((None,), dtype="int32", name="target_in")
+    x = keras.layers.Embedding(m.source_vocab_size, m.embedding_dim, mask_zero=True, name="source_embedding")(source_ids)
+    memory = RecurrentStack(m.encoder_cell, [m.units], bidirectional=True, return_sequences=True, prefer_fused=True,
+                            cell_options=_fused_options(m.encoder_cell), name="encoder")(x)  # (batch, src, 2u)
+    memory_mask = ops.not_equal(source_ids, PAD_ID)
+    summary = MaskedPooling("mean", name="memory_mean")(memory, mask=memory_mask)
+    first_h = keras.layers.Dense(2 * m.units, activation="tanh", name="initial_state")(summary)
+    logits = AttentionDecoder(m.target_vocab_size, m.embedding_dim, 2 * m.units, cell=m.decoder_cell,
+                              attention=m.attention, attention_units=m.attention_units,
+                              input_feeding=m.input_feeding, name="decoder")(
+        target_in, memory, memory_mask=memory_mask, initial_state=first_h)
+    return keras.Model([source_ids, target_in], logits, name=NAME)
+
+
+def _fused_options(cell: str) -> dict:
+    return {"reset_after": True} if cell == "gru" else {}
+
+
+def compile_model(model: keras.Model, config: TranslationConfig) -> None:
+    t = config.train
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    model.compile(optimizer=optimizers[t.optimizer](learning_rate=t.learning_rate, global_clipnorm=t.global_clipnorm),
+                  loss=MaskedCrossEntropy(config.model.label_smoothing))
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    source: str
+    target: str
+    where: str
+
+
+def synthetic_splits(size: int, seed: int) -> dict[str, list[synthetic_translation.TranslationSample]]:
+    return {"train": synthetic_translation.generate(size, seed),
+            "dev": synthetic_translation.generate(max(size // 10, 1), seed + 1),
+            "test": synthetic_translation.generate(max(size // 10, 1), seed + 2)}
+
+
+def _tfds_pairs(name: str, split: str) -> list[Pair]:
+    from pipelines.tfds_source import load_tfds_split
+
+    ds, info = load_tfds_split(name, split)
+    keys = info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise DataError(f"tfds:{name} has no (source, target) supervised keys")
+    pairs = []
+    for i, row in enumerate(ds.as_numpy_iterator()):
+        source, target = (row[k].decode("utf-8", errors="replace") for k in keys)
+        if source.strip() and target.strip():
+            pairs.append(Pair(source, target, f"tfds:{name}[{split}] #{i}"))
+    if not pairs:
+        raise DataError(f"tfds:{name} split {split!r} is empty")
+    return pairs
+
+
+def load_pairs(config: TranslationConfig) -> tuple[dict[str, list[Pair]], str]:
+    spec = parse_source(config.data.source)
+    if spec.kind == "synthetic":
+        size, seed = spec.param("size", SYNTHETIC_SIZE), spec.param("seed", config.seed)
+        if size < 10:
+            raise DataError(f"synthetic size must be at least 10, received size={size}")
+        splits = {name: [Pair(s.source, s.target, f"synthetic:{name} #{i}") for i, s in enumerate(samples)]
+                  for name, samples in synthetic_splits(size, seed).items()}
+        return splits, f"synthetic: train {size}, dev and test {max(size // 10, 1)} each (seed {seed})"
+    if spec.kind == "tfds":
+        from pipelines.tfds_source import tfds_splits
+
+        available = tfds_splits(spec.name)
+        found = {"train": "train"}
+        found.update({s: n for s, names in (("dev", ("validation",)), ("test", ("test",)))
+                      for n in names if n in available})
+        splits = {split: _tfds_pairs(spec.name, name) for split, name in found.items()}
+    else:
+        files = find_split_files(spec.name, extensions=(".tsv",))
+        splits = {}
+        for split, path in files.items():
+            splits[split] = [Pair(s, t, w) for s, t, w in read_pairs_tsv(path, ("source", "target"))]
+            if not splits[split]:
+                raise DataError(f"{path} is empty: the split has no examples")
+        found = {split: pathlib.Path(path).name for split, path in files.items()}
+    notes = [f"{split}: {name}" for split, name in found.items()]
+    for split, fraction in (("test", config.data.test_fraction), ("dev", config.data.dev_fraction)):
+        if split not in splits:
+            splits["train"], splits[split] = split_off(splits["train"], fraction, config.seed)
+            notes.append(f"{split}: {fraction:.0%} of train (seed {config.seed})")
+    return splits, "; ".join(notes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Assets:
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+
+    def save(self, directory: pathlib.Path) -> None:
+        self.source_vocab.save(directory / "source_vocab.txt")
+        self.target_vocab.save(directory / "target_vocab.txt")
+
+    @classmethod
+    def load(cls, directory: pathlib.Path) -> "Assets":
+        return cls(Vocabulary.load(directory / "source_vocab.txt"), Vocabulary.load(directory / "target_vocab.txt"))
+
+
+def prepare(config: TranslationConfig, splits) -> tuple[TranslationConfig, Assets]:
+    d = config.data
+    train = splits["train"]
+    source_tokens = tokenize_texts([p.source for p in train], d.lowercase)
+    target_tokens = tokenize_texts([p.target for p in train], d.lowercase)
+    source_vocab = Vocabulary.build(source_tokens, max_size=d.vocab_size, min_count=d.min_count)
+    target_vocab = Vocabulary.build(target_tokens, max_size=d.vocab_size, min_count=d.min_count, reserved=(BOS, EOS))
+    source_stats = length_stats([len(t) for t in source_tokens], d.length_percentile)
+    target_stats = length_stats([len(t) + 1 for t in target_tokens], d.length_percentile)  # + [EOS]
+    log(f"train: {len(train)} pairs; vocabularies: source {len(source_vocab)}, target {len(target_vocab)}")
+    log(f"source {source_stats.describe()}")
+    log(f"target (with [EOS]) {target_stats.describe()}")
+    max_length = d.max_length if d.max_length is not None else source_stats.at_percentile
+    target_max = config.decode.target_max_length or target_stats.at_percentile
+    log(f"max_length = {max_length} (source), target_max_length = {target_max}")
+    resolved = replace(config, **{
+        "data.max_length": max_length, "decode.target_max_length": target_max,
+        "model.source_vocab_size": len(source_vocab), "model.target_vocab_size": len(target_vocab),
+        "model.implementation": describe_implementation(config.model.encoder_cell,
+                                                        _fused_options(config.model.encoder_cell), True),
+    })
+    return resolved, Assets(source_vocab, target_vocab)
+
+
+def make_dataset(pairs: list[Pair], assets: Assets, config: TranslationConfig, training: bool) -> tf.data.Dataset:
+    """((source_ids, target_in), target_out) batches, bucketed by source length."""
+    d, target_max = config.data, config.decode.target_max_length
+    source_lengths = [len(t) for t in tokenize_texts([p.source for p in pairs], d.lowercase)]
+    target_lengths = [len(t) + 1 for t in tokenize_texts([p.target for p in pairs], d.lowercase)]
+    cut = sum(n > target_max for n in target_lengths)
+    if cut:
+        log(f"warning: {cut} of {len(pairs)} targets are longer than target_max_length={target_max} "
+            "and were truncated")
+    cut = sum(n > d.max_length for n in source_lengths)
+    if cut:
+        log(f"warning: {cut} of {len(pairs)} sources are longer than max_length={d.max_length} and were truncated")
+    encode_source = text_encoder(assets.source_vocab.lookup_table(), d.lowercase, d.max_length)
+    encode_target = text_encoder(assets.target_vocab.lookup_table(), d.lowercase, target_max - 1)
+
+    def encode(sources, targets):
+        target = encode_target(targets)
+        batch = tf.shape(targets)[0:1]
+        target_in = tf.concat([tf.fill(tf.concat([batch, [1]], 0), BOS_ID), target], axis=1)
+        target_out = tf.concat([target, tf.fill(tf.concat([batch, [1]], 0), EOS_ID)], axis=1)
+        return (encode_source(sources), target_in), target_out
+
+    ds = tf.data.Dataset.from_tensor_slices(([p.source for p in pairs], [p.target for p in pairs]))
+    if training:
+        ds = ds.shuffle(min(config.train.shuffle_buffer, len(pairs)), seed=config.seed)
+    ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ds = ds.map(lambda inputs, out: (inputs, out))  # ragged rows -> dense tensors
+    boundaries = bucket_boundaries(source_lengths, d.num_buckets, d.max_length) if d.bucketing else None
+    return ds.apply(pad_and_bucket(d.batch_size, boundaries)).prefetch(tf.data.AUTOTUNE)
+
+
+# --- inference ----------------------------------------------------------------------------
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Joins word tokens, without spaces before closing punctuation or after opening ones."""
+    import regex
+
+    text = " ".join(tokens)
+    text = regex.sub(r" ([\p{Pe}\p{Pf}.,!?;:%])", r"\1", text)
+    return regex.sub(r"([\p{Ps}\p{Pi}]) ", r"\1", text)
+
+
+class Translator(tf.Module):
+    """Raw source strings in, translations out (greedy or beam search), all in-graph."""
+
+    def __init__(self, model: keras.Model, assets: Assets, config: TranslationConfig):
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.source_table = assets.source_vocab.lookup_table()
+        self.target_tokens = tf.constant(assets.target_vocab.tokens)
+        self.encoder = keras.Model(model.get_layer("source_ids").output,
+                                   [model.get_layer("encoder").output, model.get_layer("initial_state").output])
+        self.decoder = model.get_layer("decoder")
+        self._encode = text_encoder(self.source_table, config.data.lowercase, config.data.max_length)
+        self.max_decode = config.decode.target_max_length + config.decode.extra_length
+
+    def start(self, source_ids):
+        """Decoder states for a batch of source ids: cell states plus the memory they attend to."""
+        memory, first_h = self.encoder(source_ids)
+        memory_mask = tf.not_equal(source_ids, PAD_ID)
+        keys = self.decoder.prepare_memory(memory, memory_mask)
+        return (self.decoder.initial_states(first_h), memory, keys, memory_mask)
+
+    def step(self, token_ids, states):
+        cell_states, memory, keys, memory_mask = states
+        logits, cell_states, weights = self.decoder.step(token_ids, cell_states, memory, keys, memory_mask)
+        return logits, (cell_states, memory, keys, memory_mask), weights
+
+    def ids_to_text(self, ids):
+        """(batch, steps) target ids -> (batch,) strings; special tokens dropped."""
+        keep = ids > EOS_ID
+        words = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), keep)
+        return tf.strings.reduce_join(words, axis=-1, separator=" ")
+
+    def decode_ids(self, source_ids, beam_width: int = 0):
+        batch = tf.shape(source_ids)[0]
+        states = self.start(source_ids)
+        if beam_width:
+            tokens, *_ = beam_search(self.step, states, batch, BOS_ID, EOS_ID, self.max_decode,
+                                     beam_width=beam_width, alpha=self.config.decode.alpha)
+            return tokens[:, 0]
+        return greedy_search(self.step, states, batch, BOS_ID, EOS_ID, self.max_decode)[0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def translate(self, texts):
+        return {"translation": self.ids_to_text(self.decode_ids(pad_ids(self._encode(texts))))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def translate_beam(self, texts):
+        ids = pad_ids(self._encode(texts))
+        return {"translation": self.ids_to_text(self.decode_ids(ids, self.config.decode.beam_width))}
+
+
+def load_run(run_dir):
+    run = RunDir(run_dir).require_complete()
+    config = run.read_config(TranslationConfig)
+    model = keras.saving.load_model(run.model, safe_mode=True, compile=False)
+    return run, config, model, Assets.load(run.assets)
+
+
+def _translate(translator: Translator, texts: list[str], beam: int) -> list[str]:
+    out = []
+    for start in range(0, len(texts), 256):
+        chunk = tf.constant(texts[start:start + 256])
+        if beam and beam != translator.config.decode.beam_width:
+            ids = translator.decode_ids(pad_ids(translator._encode(chunk)), beam)
+            result = translator.ids_to_text(ids)
+        else:
+            result = (translator.translate_beam if beam else translator.translate)(chunk)["translation"]
+        out.extend(detokenize(t.decode("utf-8").split()) for t in result.numpy())
+    return out
+
+
+def score(hypotheses: list[str], references: list[str]) -> dict:
+    import sacrebleu
+
+    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
+            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score)}
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def train(config: TranslationConfig, out, strategy: str = "default", callbacks=()) -> dict:
+    keras.utils.set_random_seed(config.seed)
+    splits, origin = load_pairs(config)
+    config = replace(config, **{"data.splits": origin})
+    config, assets = prepare(config, splits)
+    datasets = {name: make_dataset(splits[name], assets, config, training=name == "train") for name in ("train", "dev")}
+    run = RunDir(out)
+    run.start(config)
+    assets.save(run.assets)
+    with make_strategy(strategy).scope():
+        model = build_model(config)
+        compile_model(model, config)
+    fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, monitor="val_loss", mode="min",
+            callbacks=callbacks)
+    plot_history(run, metrics=("loss",))
+    translator = Translator(model, assets, config)
+    test = splits["test"]
+    metrics = {**score(_translate(translator, [p.source for p in test], 0), [p.target for p in test]),
+               "examples": len(test), "decoder": "greedy"}
+    atomic_write_json(run.metrics("test"), metrics)
+    save_model_atomic(model, run.model)  # last: marks the run as finished
+    return metrics
+
+
+def evaluate(run_dir, source: str | None = None, split: str = "test", beam: int = 0) -> dict:
+    run, config, model, assets = load_run(run_dir)
+    if source is not None:
+        config = replace(config, **{"data.source": source})
+    splits, _ = load_pairs(config)
+    if split not in splits:
+        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
+    pairs = splits[split]
+    translator = Translator(model, assets, config)
+    metrics = {**score(_translate(translator, [p.source for p in pairs], beam), [p.target for p in pairs]),
+               "examples": len(pairs), "decoder": f"beam {beam}" if beam else "greedy"}
+    atomic_write_json(run.metrics(split), metrics)
+    return metrics
+
+
+def attention_map(translator: Translator, assets: Assets, source: str, target: str):
+    """Teacher-forced attention weights of `target` given `source`: (target tokens + [EOS], source tokens)."""
+    config = translator.config
+    d = config.data
+    source_ids = pad_ids(translator._encode(tf.constant([source])))
+    target_ids = text_encoder(assets.target_vocab.lookup_table(), d.lowercase, config.decode.target_max_length - 1)(
+        tf.constant([target])).to_tensor()
+    target_in = tf.concat([[[BOS_ID]], target_ids], axis=1)
+    memory, first_h = translator.encoder(source_ids)
+    _, weights = translator.decoder(target_in, memory, memory_mask=tf.not_equal(source_ids, PAD_ID),
+                                    initial_state=first_h, return_attention=True)
+    source_tokens = assets.source_vocab.decode(source_ids.numpy()[0])
+    target_tokens = assets.target_vocab.decode(target_ids.numpy()[0]) + [EOS]
+    return weights.numpy()[0, : len(target_tokens), : len(source_tokens)], source_tokens, target_tokens
+
+
+def plot_attention(path, weights, source_tokens, target_tokens) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(source_tokens), 1 + 0.4 * len(target_tokens)))
+    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(len(target_tokens)), target_tokens)
+    ax.set_xlabel("source")
+    ax.set_ylabel("translation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def predict(run_dir, texts: list[str], beam: int = 0, plot: bool = False) -> list[dict]:
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file PATH")
+    run, config, model, assets = load_run(run_dir)
+    translator = Translator(model, assets, config)
+    translations = _translate(translator, texts, beam)
+    rows = [{"text": t, "translation": tr} for t, tr in zip(texts, translations)]
+    if plot:
+        for i, row in enumerate(rows):
+            weights, src, tgt = attention_map(translator, assets, row["text"], row["translation"])
+            path = run.plots / f"attention-{i}.png"
+            plot_attention(path, weights, src, tgt)
+            row["plot"] = str(path)
+    return rows
+
+
+def export(run_dir, out_dir, formats: list[str]) -> dict:
+    """A SavedModel whose `serving_default` translates raw strings greedily and `beam` with beam
+    search; checked against the in-process translator."""
+    unsupported = [f for f in formats if f != "savedmodel"]
+    if unsupported:
+        raise ExportError(f"translation exports only savedmodel so far (not {', '.join(unsupported)})")
+    _, config, model, assets = load_run(run_dir)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    translator = Translator(model, assets, config)
+    texts = tf.constant([*DEMO_INPUTS, "", "an unknown wordzz"])
+    reference = {"translation": translator.translate(texts)["translation"].numpy()}
+    report = {"savedmodel": export_savedmodel(
+        tf.Module(), {"serving_default": translator.translate.get_concrete_function(),
+                      "beam": translator.translate_beam.get_concrete_function()},
+        out / "savedmodel", {"texts": texts}, reference, trackable={"translator": translator})}
+    atomic_write_json(out / "assets.json", {
+        "app": NAME, "source_vocabulary": assets.source_vocab.tokens, "target_vocabulary": assets.target_vocab.tokens,
+        "bos_id": BOS_ID, "eos_id": EOS_ID, "max_length": config.data.max_length,
+        "target_max_length": config.decode.target_max_length,
+        "signatures": {"serving_default": "greedy", "beam": f"beam search, width {config.decode.beam_width}"},
+    })
+    write_report(out / "parity.json", report)
+    return report
+
+
+def demo_config() -> TranslationConfig:
+    return TranslationConfig()
+
+
+def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
+    """Translations from an export directory's SavedModel (the only runtime translation exports)."""
+    from export.runtimes import load_runner, read_assets
+
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file PATH")
+    read_assets(export_dir)
+    if runtime != "savedmodel":
+        raise ExportError(f"translation exports only savedmodel so far; --runtime {runtime} is not available")
+    outputs = load_runner(export_dir, runtime, signature="serving_default")(texts=np.array(texts, dtype=object))
+    return [{"text": t, "translation": detokenize(tr.decode("utf-8").split())}
+            for t, tr in zip(texts, outputs["translation"])]

@@ -1,0 +1,123 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from apps import translation
+from apps.cli import main
+from apps.config import replace, to_yaml
+from apps.translation import MaskedCrossEntropy, TranslationConfig
+from pipelines.synthetic_translation import generate
+
+
+def test_masked_label_smoothed_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 5)).astype("float32")
+    targets = np.array([[2, 4, 0], [1, 0, 0]])
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    eps = 0.1
+    per_token = -(1 - eps) * np.take_along_axis(log_p, targets[..., None], -1)[..., 0] - eps * log_p.mean(-1)
+    mask = targets != 0
+    expected = (per_token * mask).sum(-1) / mask.sum(-1)
+    np.testing.assert_allclose(MaskedCrossEntropy(eps).call(targets, logits), expected, rtol=1e-5)
+
+
+def test_synthetic_pairs_reorder_and_agree():
+    for s in generate(300, seed=4):
+        source, target = s.source.split(), s.target.split()
+        verb = target[-1]
+        subject_plural = source[source.index("the") + 1 + (source[1] in ("big", "small", "red", "old", "young",
+                                                                           "quick", "lazy", "happy"))].endswith("s")
+        assert verb.endswith("aru" if subject_plural else "an"), s
+        assert len(s.alignment) == len(target) and max(s.alignment) < len(source)
+
+
+def test_attention_beats_the_summary_baseline_and_aligns(tmp_path):
+    results = {}
+    for attention in ("bahdanau", "none"):
+        config = replace(TranslationConfig(), **{"data.source": "synthetic?size=2500", "train.epochs": 7,
+                                                 "model.attention": attention})
+        results[attention] = translation.train(config, tmp_path / attention)
+    print(f"\nBLEU with attention {results['bahdanau']['bleu']:.1f}, without {results['none']['bleu']:.1f}")
+    assert results["bahdanau"]["bleu"] >= 80
+    assert results["bahdanau"]["bleu"] > results["none"]["bleu"] + 10
+
+    _, config, model, assets = translation.load_run(tmp_path / "bahdanau")
+    translator = translation.Translator(model, assets, config)
+    mass = []
+    for sample in translation.synthetic_splits(2500, config.seed)["test"][:60]:
+        weights, _, target_tokens = translation.attention_map(translator, assets, sample.source, sample.target)
+        mass.extend(weights[i, j] for i, j in enumerate(sample.alignment) if target_tokens[i] != "lo")
+    print(f"mean attention on the aligned source word: {np.mean(mass):.2f}")
+    assert np.mean(mass) > 0.5
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("translation")
+    config_file = directory / "smoke.yaml"
+    config_file.write_text(to_yaml(TranslationConfig.smoke()))
+    run = directory / "run"
+    assert main(["train", "translation", "--out", str(run), "--config", str(config_file)]) == 0
+    return run
+
+
+def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(smoke_run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"bleu", "chrf"} <= set(metrics) and 0 <= metrics["bleu"] <= 100
+    assert main(["evaluate", str(smoke_run), "--beam", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["decoder"] == "beam 2"
+
+    assert main(["predict", str(smoke_run), "the dog sees the cat", "the zebras wibble", "--json"]) == 0
+    greedy = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [g["text"] for g in greedy] == ["the dog sees the cat", "the zebras wibble"]  # OOV words are fine
+    assert main(["predict", str(smoke_run), "the dog sees the cat", "--beam", "1", "--plot", "--json"]) == 0
+    beam = json.loads(capsys.readouterr().out)
+    assert beam["translation"] == greedy[0]["translation"]  # beam width 1 is greedy
+    assert os.path.exists(beam["plot"])
+
+    out = tmp_path / "export"
+    assert main(["export", str(smoke_run), "--format", "savedmodel", "--out", str(out)]) == 0
+    loaded = tf.saved_model.load(str(out / "savedmodel"))
+    served = loaded.signatures["serving_default"](texts=tf.constant(["the dog sees the cat"]))["translation"]
+    assert translation.detokenize(served.numpy()[0].decode().split()) == greedy[0]["translation"]
+    assert loaded.signatures["beam"](texts=tf.constant(["the dog sees the cat", ""]))["translation"].shape == (2,)
+    capsys.readouterr()
+    assert main(["predict", str(out), "--runtime", "savedmodel", "the dog sees the cat", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["translation"] == greedy[0]["translation"]
+    assert main(["export", str(smoke_run), "--format", "onnx", "--out", str(tmp_path / "e2")]) == 1
+    assert "translation exports only savedmodel so far" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"the dog\tlo kani\nno tab here\n", "train.tsv:2: expected exactly one tab (source<TAB>target)"),
+        (b"the dog\tlo kani\nthe cat\t \n", "train.tsv:2: empty target"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, capsys, content, message):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.tsv").write_bytes(content)
+    assert main(["train", "translation", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_long_targets_are_truncated_with_a_count(tmp_path, capsys):
+    config = replace(TranslationConfig.smoke(), **{"decode.target_max_length": 6, "train.epochs": 1})
+    translation.train(config, tmp_path / "run")
+    assert "targets are longer than target_max_length=6 and were truncated" in capsys.readouterr().err
+
+
+def test_tfds_translation_through_mock_data(tmp_path):
+    config = replace(TranslationConfig.smoke(), **{"data.source": "tfds:ted_hrlr_translate/pt_to_en",
+                                                   "train.epochs": 1})
+    with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
+        metrics = translation.train(config, tmp_path / "run")
+    assert metrics["examples"] == 30 and "bleu" in metrics
