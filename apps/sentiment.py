@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
-from apps.training import fit_run, log, make_strategy, plot_history
+from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
 from export.onnx import export_onnx
 from export.parity import write_report
 from export.runtimes import FILES, NUMERIC_SIGNATURE, load_runner, read_assets
@@ -32,7 +32,7 @@ from pipelines import synthetic_sentiment
 from pipelines.batching import bucket_boundaries
 from pipelines.errors import DataError
 from pipelines.lengths import length_stats
-from pipelines.sources import parse_source, split_off
+from pipelines.sources import complete_splits, parse_source
 from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
 from pipelines.tokenization import tokenize_texts
@@ -118,10 +118,8 @@ def cell_options(cell: str) -> dict:
 
 
 def compile_model(model: keras.Model, config: SentimentConfig) -> None:
-    t = config.train
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
     model.compile(
-        optimizer=optimizers[t.optimizer](learning_rate=t.learning_rate, global_clipnorm=t.global_clipnorm),
+        optimizer=make_optimizer(config.train),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
@@ -169,23 +167,15 @@ def load_examples(config: SentimentConfig) -> tuple[dict[str, list[TextExample]]
         }
         return splits, f"synthetic: train {size}, dev and test {max(size // 5, 1)} each (seed {seed})"
     if spec.kind == "tfds":
-        from pipelines.tfds_source import tfds_splits
+        from pipelines.tfds_source import split_names
 
-        available = tfds_splits(spec.name)
-        found = {"train": "train"}
-        for split, names in (("dev", ("validation", "dev", "valid")), ("test", ("test",))):
-            found.update({split: n for n in reversed(names) if n in available})
+        found = split_names(spec.name)
         splits = {split: _tfds_examples(spec.name, name) for split, name in found.items()}
     else:
         files = find_split_files(spec.name)
         splits = {split: read_labeled_text(path) for split, path in files.items()}
         found = {split: pathlib.Path(path).name for split, path in files.items()}
-    notes = [f"{split}: {name}" for split, name in found.items()]
-    for split, fraction in (("test", d.test_fraction), ("dev", d.dev_fraction)):
-        if split not in splits:
-            splits["train"], splits[split] = split_off(splits["train"], fraction, config.seed)
-            notes.append(f"{split}: {fraction:.0%} of train (seed {config.seed})")
-    return splits, "; ".join(notes)
+    return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def make_optimizer(config) -> keras.optimizers.Optimizer:
+    """The optimizer of a `TrainConfig`, clipping gradients by their global norm."""
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    return optimizers[config.optimizer](learning_rate=config.learning_rate, global_clipnorm=config.global_clipnorm)
+
+
 class KeepBest(keras.callbacks.Callback):
     """Saves the model to `path` atomically whenever `monitor` improves.
 

@@ -22,7 +22,7 @@ from keras import ops
 
 from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, save_model_atomic
-from apps.training import fit_run, log, make_strategy, plot_history
+from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
 from export import ExportError
 from export.parity import write_report
 from export.savedmodel import export_savedmodel
@@ -35,7 +35,7 @@ from pipelines import synthetic_translation
 from pipelines.batching import bucket_boundaries, pad_and_bucket
 from pipelines.errors import DataError
 from pipelines.lengths import length_stats
-from pipelines.sources import parse_source, split_off
+from pipelines.sources import complete_splits, parse_source
 from pipelines.text_encoding import pad_ids, text_encoder
 from pipelines.text_files import find_split_files, read_pairs_tsv
 from pipelines.tokenization import tokenize_texts
@@ -145,10 +145,7 @@ def _fused_options(cell: str) -> dict:
 
 
 def compile_model(model: keras.Model, config: TranslationConfig) -> None:
-    t = config.train
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    model.compile(optimizer=optimizers[t.optimizer](learning_rate=t.learning_rate, global_clipnorm=t.global_clipnorm),
-                  loss=MaskedCrossEntropy(config.model.label_smoothing))
+    model.compile(optimizer=make_optimizer(config.train), loss=MaskedCrossEntropy(config.model.label_smoothing))
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -194,12 +191,9 @@ def load_pairs(config: TranslationConfig) -> tuple[dict[str, list[Pair]], str]:
                   for name, samples in synthetic_splits(size, seed).items()}
         return splits, f"synthetic: train {size}, dev and test {max(size // 10, 1)} each (seed {seed})"
     if spec.kind == "tfds":
-        from pipelines.tfds_source import tfds_splits
+        from pipelines.tfds_source import split_names
 
-        available = tfds_splits(spec.name)
-        found = {"train": "train"}
-        found.update({s: n for s, names in (("dev", ("validation",)), ("test", ("test",)))
-                      for n in names if n in available})
+        found = split_names(spec.name)
         splits = {split: _tfds_pairs(spec.name, name) for split, name in found.items()}
     else:
         files = find_split_files(spec.name, extensions=(".tsv",))
@@ -209,12 +203,8 @@ def load_pairs(config: TranslationConfig) -> tuple[dict[str, list[Pair]], str]:
             if not splits[split]:
                 raise DataError(f"{path} is empty: the split has no examples")
         found = {split: pathlib.Path(path).name for split, path in files.items()}
-    notes = [f"{split}: {name}" for split, name in found.items()]
-    for split, fraction in (("test", config.data.test_fraction), ("dev", config.data.dev_fraction)):
-        if split not in splits:
-            splits["train"], splits[split] = split_off(splits["train"], fraction, config.seed)
-            notes.append(f"{split}: {fraction:.0%} of train (seed {config.seed})")
-    return splits, "; ".join(notes)
+    d = config.data
+    return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
 
 
 @dataclasses.dataclass(frozen=True)

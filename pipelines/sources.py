@@ -72,3 +72,21 @@ def split_off(examples: Sequence, fraction: float, seed: int) -> tuple[list, lis
     held = set(order[:n_held])
     rest = [e for i, e in enumerate(examples) if i not in held]
     return rest, [examples[i] for i in sorted(held)]
+
+
+def complete_splits(splits: dict, origins: dict[str, str], dev_fraction: float, test_fraction: float,
+                    seed: int) -> tuple[dict, str]:
+    """Makes missing test and dev splits from train (fixed seed); returns the splits and a note
+    of where each came from, for the run's config.
+
+    Example:
+    >>> splits, note = complete_splits({"train": list(range(20))}, {"train": "train.tsv"}, 0.1, 0.1, seed=0)
+    >>> sorted(splits), note
+    (['dev', 'test', 'train'], 'train: train.tsv; test: 10% of train (seed 0); dev: 10% of train (seed 0)')
+    """
+    notes = [f"{split}: {origin}" for split, origin in origins.items()]
+    for split, fraction in (("test", test_fraction), ("dev", dev_fraction)):
+        if split not in splits:
+            splits["train"], splits[split] = split_off(splits["train"], fraction, seed)
+            notes.append(f"{split}: {fraction:.0%} of train (seed {seed})")
+    return splits, "; ".join(notes)

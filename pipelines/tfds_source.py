@@ -36,3 +36,12 @@ def load_tfds_split(name: str, split: str, data_dir: str | None = None):
     except Exception as e:
         raise DataError(f"tfds:{name} split {split!r} cannot be loaded: {str(e).strip().splitlines()[0]}") from None
     return ds, builder.info
+
+
+def split_names(name: str, data_dir: str | None = None) -> dict[str, str]:
+    """Our split names ("train", and "dev" / "test" where the dataset has them) -> tfds's."""
+    available = tfds_splits(name, data_dir)
+    found = {"train": "train"}
+    for ours, theirs in (("dev", ("validation", "dev", "valid")), ("test", ("test",))):
+        found.update({ours: n for n in reversed(theirs) if n in available})
+    return found

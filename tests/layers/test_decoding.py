@@ -128,3 +128,20 @@ def test_bad_arguments():
         beam_search(toy_step_function(), initial(1), 1, BOS, EOS, 10, beam_width=2, n_best=3)
     with pytest.raises(ValueError, match="temperature must be non-negative"):
         sample(toy_step_function(), initial(1), 1, BOS, EOS, 10, temperature=-1.0)
+
+
+def test_coverage_penalty_uses_the_attention_of_each_hypothesis():
+    base = toy_step_function()
+
+    def step(token_ids, states):
+        logits, states = base(token_ids, states)
+        return logits, states, tf.one_hot(token_ids % 2, 2)  # attends to source position (input token) mod 2
+
+    # "<eos>" alone attended only position 0 (coverage [1, 0]): log(min(0, 1)) is a huge penalty.
+    # "A A <eos>" (0.5 * 0.2 * 0.7 = 0.07) covers both positions (inputs BOS, A, A -> 0, 1, 1): none.
+    tokens, _, log_probs, ranking = beam_search(step, initial(1), 1, BOS, EOS, 10, beam_width=4, beta=1.0)
+    assert spell(tokens.numpy()[0, 0]) == "A A <eos>"
+    np.testing.assert_allclose(np.exp(log_probs.numpy()[0, 0]), 0.07, rtol=1e-5)
+    np.testing.assert_allclose(ranking.numpy()[0, 0], log_probs.numpy()[0, 0], atol=1e-5)
+    tokens, *_ = beam_search(step, initial(1), 1, BOS, EOS, 10, beam_width=4, beta=0.0)
+    assert spell(tokens.numpy()[0, 0]) == "<eos>"
