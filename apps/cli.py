@@ -211,8 +211,11 @@ def cmd_tune(args) -> None:
 
 
 def cmd_export(args) -> None:
-    formats = list(RUNTIMES) if args.format == "all" else [args.format]
     app = _app_of_run(args.run)
+    formats = list(app.EXPORT_FORMATS) if args.format == "all" else [args.format]
+    missing = [f for f in RUNTIMES if f not in app.EXPORT_FORMATS]
+    if args.format == "all" and missing:
+        print(f"note: the {app.NAME} app has no {', '.join(missing)} export yet", file=sys.stderr)
     report = app.export(args.run, args.out, formats)
     for runtime, result in report.items():
         worst = max(result["max_abs_diff"].values(), default=0.0)

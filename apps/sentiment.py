@@ -41,6 +41,7 @@ from pipelines.vocabulary import OOV_ID, Vocabulary
 
 NAME = "sentiment"
 
+EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 SYNTHETIC_SIZE = 4000  # training reviews of the `synthetic` source; dev and test get a fifth each
 DEMO_INPUTS = (
     "the movie was very good",

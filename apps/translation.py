@@ -24,6 +24,7 @@ from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, save_model_atomic
 from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
 from export import ExportError
+from export.onnx import export_onnx
 from export.parity import write_report
 from export.savedmodel import export_savedmodel
 from layers import cells
@@ -43,6 +44,7 @@ from pipelines.vocabulary import PAD_ID, Vocabulary
 
 NAME = "translation"
 SYNTHETIC_SIZE = 6000
+EXPORT_FORMATS = ("savedmodel", "onnx")  # no TFLite yet: see `export`
 BOS, EOS = "[BOS]", "[EOS]"
 BOS_ID, EOS_ID = 2, 3  # after padding (0) and OOV (1) in the target vocabulary
 DEMO_INPUTS = (
@@ -459,29 +461,51 @@ def predict(run_dir, texts: list[str], beam: int = 0, plot: bool = False) -> lis
 
 
 def export(run_dir, out_dir, formats: list[str]) -> dict:
-    """A SavedModel whose `serving_default` translates raw strings greedily and `beam` with beam
-    search; checked against the in-process translator."""
-    unsupported = [f for f in formats if f != "savedmodel"]
-    if unsupported:
-        raise ExportError(f"translation exports only savedmodel so far (not {', '.join(unsupported)})")
+    """Writes the requested formats and `assets.json`, each checked against the in-process translator.
+
+    - savedmodel: `serving_default` translates raw strings greedily, `beam` with beam search;
+    - onnx: `model.onnx` (greedy) and `model_beam.onnx`: source_ids (batch, time) -> target_ids,
+      the decoding loop included (an ONNX `Loop`); ids from `pipelines/text_rules.py`.
+    TFLite is not available: the decoding loop's tensor list does not lower to builtin ops.
+    """
+    if "tflite" in formats:
+        raise ExportError("translation has no TFLite export yet: the decoding loop's tensor list does not "
+                          "lower to builtin TFLite ops")
     _, config, model, assets = load_run(run_dir)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     translator = Translator(model, assets, config)
-    texts = tf.constant([*DEMO_INPUTS, "", "an unknown wordzz"])
-    reference = {"translation": translator.translate(texts)["translation"].numpy()}
-    report = {"savedmodel": export_savedmodel(
-        tf.Module(), {"serving_default": translator.translate.get_concrete_function(),
-                      "beam": translator.translate_beam.get_concrete_function()},
-        out / "savedmodel", {"texts": texts}, reference, trackable={"translator": translator})}
+    samples = [*DEMO_INPUTS, "", "an unknown wordzz"]
+    report = {}
+    if "savedmodel" in formats:
+        texts = tf.constant(samples)
+        reference = {"translation": translator.translate(texts)["translation"].numpy()}
+        report["savedmodel"] = export_savedmodel(
+            tf.Module(), {"serving_default": translator.translate.get_concrete_function(),
+                          "beam": translator.translate_beam.get_concrete_function()},
+            out / "savedmodel", {"texts": texts}, reference, trackable={"translator": translator})
+    if "onnx" in formats:
+        ids = pad_ids(translator._encode(tf.constant(samples))).numpy()
+        spec = [tf.TensorSpec([None, None], tf.int32, name="source_ids")]
+        for name, beam in (("onnx", 0), ("onnx_beam", config.decode.beam_width)):
+            decode = tf.function(lambda source_ids, beam=beam: {"target_ids": translator.decode_ids(source_ids, beam)})
+            report[name] = export_onnx(decode, spec, out / ONNX_FILES[name], {"source_ids": ids},
+                                       {"target_ids": decode(ids)["target_ids"].numpy()}, atol=0)
     atomic_write_json(out / "assets.json", {
         "app": NAME, "source_vocabulary": assets.source_vocab.tokens, "target_vocabulary": assets.target_vocab.tokens,
-        "bos_id": BOS_ID, "eos_id": EOS_ID, "max_length": config.data.max_length,
+        "tokenizer": {"lowercase": config.data.lowercase, "rules": "pipelines/text_rules.py"},
+        "pad_id": PAD_ID, "oov_id": 1, "bos_id": BOS_ID, "eos_id": EOS_ID, "max_length": config.data.max_length,
         "target_max_length": config.decode.target_max_length,
         "signatures": {"serving_default": "greedy", "beam": f"beam search, width {config.decode.beam_width}"},
+        "onnx": {"model.onnx": "greedy", "model_beam.onnx": f"beam search, width {config.decode.beam_width}",
+                 "inputs": {"source_ids": "int32 (batch, time), cut to max_length, right-padded with pad_id"},
+                 "outputs": {"target_ids": "int32 (batch, steps), ending with eos_id, then pad_id"}},
     })
     write_report(out / "parity.json", report)
     return report
+
+
+ONNX_FILES = {"onnx": "model.onnx", "onnx_beam": "model_beam.onnx"}
 
 
 def demo_config() -> TranslationConfig:
@@ -489,14 +513,27 @@ def demo_config() -> TranslationConfig:
 
 
 def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
-    """Translations from an export directory's SavedModel (the only runtime translation exports)."""
+    """Translations from an export directory: the SavedModel, or ONNX with this project's own
+    pre- and post-processing (no TensorFlow model involved)."""
     from export.runtimes import load_runner, read_assets
+    from pipelines.text_rules import encode_text
 
     if not texts:
         raise DataError("nothing to predict: give texts as arguments or --file PATH")
-    read_assets(export_dir)
-    if runtime != "savedmodel":
-        raise ExportError(f"translation exports only savedmodel so far; --runtime {runtime} is not available")
-    outputs = load_runner(export_dir, runtime, signature="serving_default")(texts=np.array(texts, dtype=object))
-    return [{"text": t, "translation": detokenize(tr.decode("utf-8").split())}
-            for t, tr in zip(texts, outputs["translation"])]
+    assets = read_assets(export_dir)
+    if runtime == "savedmodel":
+        outputs = load_runner(export_dir, runtime, signature="serving_default")(texts=np.array(texts, dtype=object))
+        translations = [tr.decode("utf-8").split() for tr in outputs["translation"]]
+    elif runtime == "onnx":
+        ids_map = {token: i for i, token in enumerate(assets["source_vocabulary"])}
+        rows = [encode_text(t, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
+                for t in texts]
+        source_ids = np.zeros((len(rows), max(1, max(map(len, rows)))), np.int32)
+        for i, row in enumerate(rows):
+            source_ids[i, : len(row)] = row
+        target_ids = load_runner(export_dir, "onnx")(source_ids=source_ids)["target_ids"]
+        vocabulary = assets["target_vocabulary"]
+        translations = [[vocabulary[i] for i in row if i > assets["eos_id"]] for row in target_ids]
+    else:
+        raise ExportError(f"translation has no {runtime} export; use --runtime savedmodel or onnx")
+    return [{"text": t, "translation": detokenize(tr)} for t, tr in zip(texts, translations)]

@@ -41,11 +41,13 @@ def _loop(step_fn, initial_states, batch_size, start_id, end_id, max_length, cho
         return tf.logical_not(tf.reduce_all(finished))
 
     start = tf.fill([batch_size], tf.constant(start_id, tf.int32))
+    # A static element shape where the batch is known lets TFLite lower the list to builtin ops.
+    element_shape = tf.TensorShape([tf.get_static_value(batch_size)])
     loop_vars = (tf.constant(0), start, initial_states, tf.zeros([batch_size], tf.bool),
                  tf.zeros([batch_size]), tf.zeros([batch_size], tf.int32),
-                 tf.TensorArray(tf.int32, size=0, dynamic_size=True))
-    _, _, _, _, scores, lengths, tokens = tf.while_loop(cond, body, loop_vars, maximum_iterations=max_length)
-    tokens = tf.transpose(tokens.stack())  # (batch, steps)
+                 tf.TensorArray(tf.int32, size=max_length, element_shape=element_shape))
+    steps, _, _, _, scores, lengths, tokens = tf.while_loop(cond, body, loop_vars, maximum_iterations=max_length)
+    tokens = tf.transpose(tokens.stack()[:steps])  # (batch, steps); unwritten rows were zeros
     return tf.reshape(tokens, [batch_size, -1]), lengths, scores
 
 

@@ -90,8 +90,21 @@ def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(out), "--runtime", "savedmodel", "the dog sees the cat", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["translation"] == greedy[0]["translation"]
-    assert main(["export", str(smoke_run), "--format", "onnx", "--out", str(tmp_path / "e2")]) == 1
-    assert "translation exports only savedmodel so far" in capsys.readouterr().err
+    assert main(["export", str(smoke_run), "--format", "tflite", "--out", str(tmp_path / "e2")]) == 1
+    assert "translation has no TFLite export yet" in capsys.readouterr().err
+
+    # ONNX: greedy and beam decoding loops, exactly the translator's ids; predictions without TensorFlow
+    # preprocessing match the Keras run's.
+    onnx_dir = tmp_path / "onnx"
+    assert main(["export", str(smoke_run), "--format", "all", "--out", str(onnx_dir)]) == 0
+    parity = json.loads((onnx_dir / "parity.json").read_text())
+    assert set(parity) == {"savedmodel", "onnx", "onnx_beam"}
+    assert parity["onnx"]["max_abs_diff"]["target_ids"] == 0 and parity["onnx_beam"]["recurrent_ops"] == ["Loop"]
+    capsys.readouterr()
+    assert main(["predict", str(onnx_dir), "--runtime", "onnx", "the dog sees the cat", "the zebras wibble",
+                 "--json"]) == 0
+    got = [json.loads(line)["translation"] for line in capsys.readouterr().out.splitlines()]
+    assert got == [g["translation"] for g in greedy]
 
 
 @pytest.mark.parametrize(
