@@ -26,6 +26,7 @@ from apps.training import fit_run, log, make_optimizer, make_strategy, plot_hist
 from export import ExportError
 from export.onnx import export_onnx
 from export.parity import write_report
+from export.tflite import export_tflite
 from export.savedmodel import export_savedmodel
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
@@ -44,7 +45,7 @@ from pipelines.vocabulary import PAD_ID, Vocabulary
 
 NAME = "translation"
 SYNTHETIC_SIZE = 6000
-EXPORT_FORMATS = ("savedmodel", "onnx")  # no TFLite yet: see `export`
+EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 BOS, EOS = "[BOS]", "[EOS]"
 BOS_ID, EOS_ID = 2, 3  # after padding (0) and OOV (1) in the target vocabulary
 DEMO_INPUTS = (
@@ -317,6 +318,47 @@ class Translator(tf.Module):
         logits, cell_states, weights = self.decoder.step(token_ids, cell_states, memory, keys, memory_mask)
         return logits, (cell_states, memory, keys, memory_mask), weights
 
+    def state_names(self) -> list[str]:
+        return [f"state_{i}" for i in range(len(self.decoder.initial_states(tf.zeros([1, self.decoder.units]))))]
+
+    def encode_function(self):
+        """source_ids -> what the decoder steps need: memory, keys and the first states."""
+
+        @tf.function
+        def encode(source_ids):
+            memory, first_h = self.encoder(source_ids)
+            keys = self.decoder.prepare_memory(memory, tf.not_equal(source_ids, PAD_ID))
+            states = self.decoder.initial_states(first_h)
+            return {"memory": memory, "keys": keys, **dict(zip(self.state_names(), states))}
+
+        return encode
+
+    def step_function(self):
+        """One decoder step for host-side loops and streaming: previous token and states in,
+        logits, attention and new states out (the source ids give the memory mask)."""
+        names = self.state_names()
+
+        @tf.function
+        def decoder_step(token_ids, source_ids, memory, keys, *states):
+            logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys,
+                                                        tf.not_equal(source_ids, PAD_ID))
+            return {"logits": logits, "attention": weights, **dict(zip(names, states))}
+
+        return decoder_step
+
+    def step_signature(self, batch=None, source_length=None) -> list[tf.TensorSpec]:
+        memory_dim = self.decoder.output_layer.kernel.shape[0] - self.decoder.units
+        keys_shape = ([batch, source_length, self.decoder.attention_units or self.decoder.units]
+                      if self.decoder.attention is not None and self.decoder.attention_name == "bahdanau"
+                      else [batch, source_length, self.decoder.units] if self.decoder.attention is not None
+                      else [batch, memory_dim])
+        return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
+                tf.TensorSpec([batch, source_length], tf.int32, name="source_ids"),
+                tf.TensorSpec([batch, source_length, memory_dim], tf.float32, name="memory"),
+                tf.TensorSpec(keys_shape, tf.float32, name="keys"),
+                *[tf.TensorSpec([batch, size], tf.float32, name=name)
+                  for name, size in zip(self.state_names(), _state_sizes(self.decoder))]]
+
     def ids_to_text(self, ids):
         """(batch, steps) target ids -> (batch,) strings; special tokens dropped."""
         keep = ids > EOS_ID
@@ -340,6 +382,28 @@ class Translator(tf.Module):
     def translate_beam(self, texts):
         ids = pad_ids(self._encode(texts))
         return {"translation": self.ids_to_text(self.decode_ids(ids, self.config.decode.beam_width))}
+
+
+def _state_sizes(decoder) -> list[int]:
+    sizes = decoder.cell.state_size
+    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+
+
+def step_greedy(encode, step, source_ids: np.ndarray, state_names: list[str], max_decode: int) -> list[int]:
+    """Greedy decoding of one source (1, time) with an encoder and a step model (any runtime
+    whose callables take and return numpy dicts): the host-side loop of the step exports."""
+    encoded = encode(source_ids=source_ids)
+    states = {name: encoded[name] for name in state_names}
+    token, out = BOS_ID, []
+    for _ in range(max_decode):
+        result = step(token_ids=np.array([token], np.int32), source_ids=source_ids, memory=encoded["memory"],
+                      keys=encoded["keys"], **states)
+        token = int(np.argmax(result["logits"][0]))
+        out.append(token)
+        states = {name: result[name] for name in state_names}
+        if token == EOS_ID:
+            break
+    return out
 
 
 def load_run(run_dir):
@@ -466,11 +530,13 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
     - savedmodel: `serving_default` translates raw strings greedily, `beam` with beam search;
     - onnx: `model.onnx` (greedy) and `model_beam.onnx`: source_ids (batch, time) -> target_ids,
       the decoding loop included (an ONNX `Loop`); ids from `pipelines/text_rules.py`.
-    TFLite is not available: the decoding loop's tensor list does not lower to builtin ops.
+    - tflite: the decoding loop's tensor list does not lower to builtin TFLite ops, so TFLite
+      gets `encoder.tflite` (source_ids (1, max_length) -> memory, keys, states) and
+      `decoder_step.tflite` (one step), and the loop runs on the host (`step_greedy`); checked
+      end to end against the translator's greedy ids.
+    The SavedModel also has `encode` and `decoder_step` signatures (dynamic shapes) for
+    host-side loops and streaming.
     """
-    if "tflite" in formats:
-        raise ExportError("translation has no TFLite export yet: the decoding loop's tensor list does not "
-                          "lower to builtin TFLite ops")
     _, config, model, assets = load_run(run_dir)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -482,7 +548,11 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
         reference = {"translation": translator.translate(texts)["translation"].numpy()}
         report["savedmodel"] = export_savedmodel(
             tf.Module(), {"serving_default": translator.translate.get_concrete_function(),
-                          "beam": translator.translate_beam.get_concrete_function()},
+                          "beam": translator.translate_beam.get_concrete_function(),
+                          "encode": translator.encode_function().get_concrete_function(
+                              tf.TensorSpec([None, None], tf.int32, name="source_ids")),
+                          "decoder_step": translator.step_function().get_concrete_function(
+                              *translator.step_signature())},
             out / "savedmodel", {"texts": texts}, reference, trackable={"translator": translator})
     if "onnx" in formats:
         ids = pad_ids(translator._encode(tf.constant(samples))).numpy()
@@ -491,12 +561,18 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
             decode = tf.function(lambda source_ids, beam=beam: {"target_ids": translator.decode_ids(source_ids, beam)})
             report[name] = export_onnx(decode, spec, out / ONNX_FILES[name], {"source_ids": ids},
                                        {"target_ids": decode(ids)["target_ids"].numpy()}, atol=0)
+    if "tflite" in formats:
+        report.update(_export_tflite_steps(translator, model, samples, out))
     atomic_write_json(out / "assets.json", {
         "app": NAME, "source_vocabulary": assets.source_vocab.tokens, "target_vocabulary": assets.target_vocab.tokens,
         "tokenizer": {"lowercase": config.data.lowercase, "rules": "pipelines/text_rules.py"},
         "pad_id": PAD_ID, "oov_id": 1, "bos_id": BOS_ID, "eos_id": EOS_ID, "max_length": config.data.max_length,
-        "target_max_length": config.decode.target_max_length,
-        "signatures": {"serving_default": "greedy", "beam": f"beam search, width {config.decode.beam_width}"},
+        "target_max_length": config.decode.target_max_length, "max_decode_length": translator.max_decode,
+        "signatures": {"serving_default": "greedy", "beam": f"beam search, width {config.decode.beam_width}",
+                       "encode": "source_ids -> memory, keys, state_*",
+                       "decoder_step": "token_ids, source_ids, memory, keys, state_* -> logits, attention, state_*"},
+        "tflite": {"encoder.tflite": "source_ids (1, max_length) -> memory, keys, state_*",
+                   "decoder_step.tflite": "one greedy step at batch 1; the loop runs on the host"},
         "onnx": {"model.onnx": "greedy", "model_beam.onnx": f"beam search, width {config.decode.beam_width}",
                  "inputs": {"source_ids": "int32 (batch, time), cut to max_length, right-padded with pad_id"},
                  "outputs": {"target_ids": "int32 (batch, steps), ending with eos_id, then pad_id"}},
@@ -506,6 +582,41 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
 
 
 ONNX_FILES = {"onnx": "model.onnx", "onnx_beam": "model_beam.onnx"}
+
+
+def _export_tflite_steps(translator: Translator, model, samples: list[str], out: pathlib.Path) -> dict:
+    """encoder.tflite and decoder_step.tflite at batch 1 and the source length max_length,
+    each checked numerically, then the host loop checked against the translator's greedy ids."""
+    from export.tflite import TFLiteRunner
+
+    length = translator.config.data.max_length
+    ids = pad_ids(translator._encode(tf.constant(samples))).numpy()
+    source_ids = np.zeros((len(samples), length), np.int32)
+    source_ids[:, : ids.shape[1]] = ids[:, :length]
+    encode = translator.encode_function()
+    encoded = {k: v.numpy() for k, v in encode(source_ids).items()}
+    report = {"tflite_encoder": export_tflite(
+        encode, [tf.TensorSpec([1, length], tf.int32, name="source_ids")], out / "encoder.tflite",
+        {"source_ids": source_ids}, encoded, trackable_obj=model)}
+    step = translator.step_function()
+    names = translator.state_names()
+    step_inputs = {"token_ids": np.full([len(samples)], BOS_ID, np.int32), "source_ids": source_ids,
+                   "memory": encoded["memory"], "keys": encoded["keys"], **{n: encoded[n] for n in names}}
+    signature = translator.step_signature(batch=1, source_length=length)
+    reference = {k: v.numpy() for k, v in step(*[tf.constant(step_inputs[s.name]) for s in signature]).items()}
+    report["tflite_step"] = export_tflite(step, signature, out / "decoder_step.tflite", step_inputs, reference,
+                                          trackable_obj=model)
+    # End to end: the host loop over the two TFLite models gives the translator's greedy ids.
+    encoder_runner, step_runner = TFLiteRunner(out / "encoder.tflite"), TFLiteRunner(out / "decoder_step.tflite")
+    expected = translator.decode_ids(tf.constant(source_ids)).numpy()
+    for row, want in zip(source_ids, expected):
+        got = step_greedy(encoder_runner, step_runner, row[None], names, translator.max_decode)
+        want = [int(t) for t in want if t != PAD_ID]
+        if got != want:
+            (out / "encoder.tflite").unlink()
+            (out / "decoder_step.tflite").unlink()
+            raise ExportError(f"tflite parity failed: the host loop decoded {got}, the translator {want}")
+    return report
 
 
 def demo_config() -> TranslationConfig:
@@ -535,5 +646,20 @@ def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
         vocabulary = assets["target_vocabulary"]
         translations = [[vocabulary[i] for i in row if i > assets["eos_id"]] for row in target_ids]
     else:
-        raise ExportError(f"translation has no {runtime} export; use --runtime savedmodel or onnx")
+        from export.tflite import TFLiteRunner
+
+        export_dir = pathlib.Path(export_dir)
+        for name in ("encoder.tflite", "decoder_step.tflite"):
+            if not (export_dir / name).exists():
+                raise ExportError(f"{export_dir} has no {name}: export it with --format tflite")
+        ids_map = {token: i for i, token in enumerate(assets["source_vocabulary"])}
+        encoder, step = TFLiteRunner(export_dir / "encoder.tflite"), TFLiteRunner(export_dir / "decoder_step.tflite")
+        state_names = sorted(n for n in step.input_shapes if n.startswith("state_"))
+        vocabulary, translations = assets["target_vocabulary"], []
+        for text in texts:
+            row = encode_text(text, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
+            source_ids = np.zeros((1, assets["max_length"]), np.int32)
+            source_ids[0, : len(row)] = row
+            ids = step_greedy(encoder, step, source_ids, state_names, assets["max_decode_length"])
+            translations.append([vocabulary[i] for i in ids if i > assets["eos_id"]])
     return [{"text": t, "translation": detokenize(tr)} for t, tr in zip(texts, translations)]

@@ -90,21 +90,34 @@ def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(out), "--runtime", "savedmodel", "the dog sees the cat", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["translation"] == greedy[0]["translation"]
-    assert main(["export", str(smoke_run), "--format", "tflite", "--out", str(tmp_path / "e2")]) == 1
-    assert "translation has no TFLite export yet" in capsys.readouterr().err
 
-    # ONNX: greedy and beam decoding loops, exactly the translator's ids; predictions without TensorFlow
-    # preprocessing match the Keras run's.
-    onnx_dir = tmp_path / "onnx"
-    assert main(["export", str(smoke_run), "--format", "all", "--out", str(onnx_dir)]) == 0
-    parity = json.loads((onnx_dir / "parity.json").read_text())
-    assert set(parity) == {"savedmodel", "onnx", "onnx_beam"}
+    # ONNX: greedy and beam decoding loops, exactly the translator's ids. TFLite: an encoder and a
+    # decoder-step model, looped on the host. Predictions through each runtime, with the Python
+    # tokenizer, match the Keras run's.
+    all_dir = tmp_path / "all"
+    assert main(["export", str(smoke_run), "--format", "all", "--out", str(all_dir)]) == 0
+    parity = json.loads((all_dir / "parity.json").read_text())
+    assert set(parity) == {"savedmodel", "onnx", "onnx_beam", "tflite_encoder", "tflite_step"}
     assert parity["onnx"]["max_abs_diff"]["target_ids"] == 0 and parity["onnx_beam"]["recurrent_ops"] == ["Loop"]
-    capsys.readouterr()
-    assert main(["predict", str(onnx_dir), "--runtime", "onnx", "the dog sees the cat", "the zebras wibble",
-                 "--json"]) == 0
-    got = [json.loads(line)["translation"] for line in capsys.readouterr().out.splitlines()]
-    assert got == [g["translation"] for g in greedy]
+    assert max(parity["tflite_step"]["max_abs_diff"].values()) < 1e-4
+    for runtime in ("onnx", "tflite"):
+        capsys.readouterr()
+        assert main(["predict", str(all_dir), "--runtime", runtime, "the dog sees the cat", "the zebras wibble",
+                     "--json"]) == 0
+        got = [json.loads(line)["translation"] for line in capsys.readouterr().out.splitlines()]
+        assert got == [g["translation"] for g in greedy], runtime
+
+    # The SavedModel's encode / decoder_step signatures drive the same loop on the host.
+    from export.runtimes import SavedModelRunner
+
+    encode = SavedModelRunner(all_dir / "savedmodel", "encode")
+    step = SavedModelRunner(all_dir / "savedmodel", "decoder_step")
+    source_ids = translation.pad_ids(tf.ragged.constant([[5, 6, 7]], dtype=tf.int32)).numpy()
+    names = sorted(n for n in encode(source_ids=source_ids) if n.startswith("state_"))
+    _, config, model, assets = translation.load_run(smoke_run)
+    translator = translation.Translator(model, assets, config)
+    expected = [int(t) for t in translator.decode_ids(tf.constant(source_ids)).numpy()[0] if t != 0]
+    assert translation.step_greedy(encode, step, source_ids, names, translator.max_decode) == expected
 
 
 @pytest.mark.parametrize(
