@@ -218,6 +218,11 @@ def cmd_export(args) -> None:
         print(f"note: the {app.NAME} app has no {', '.join(missing)} export yet", file=sys.stderr)
     report = app.export(args.run, args.out, formats)
     for runtime, result in report.items():
+        if "accuracy_change" in result:
+            print(f"{runtime}: accuracy {result['accuracy_float']:.4f} -> {result['accuracy_int8']:.4f} "
+                  f"({result['accuracy_change']:+.4f}) on {result['examples']} test examples, "
+                  f"{result['bytes'] / 1e6:.2f} MB")
+            continue
         worst = max(result["max_abs_diff"].values(), default=0.0)
         extra = f", recurrence as {'/'.join(result['recurrent_ops'])}" if result.get("recurrent_ops") else ""
         print(f"{runtime}: parity ok (largest difference {worst:.2e}), {result['bytes'] / 1e6:.2f} MB{extra}")

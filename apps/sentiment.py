@@ -22,7 +22,7 @@ from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model
 from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
 from export.onnx import export_onnx
 from export.parity import write_report
-from export.runtimes import FILES, NUMERIC_SIGNATURE, load_runner, read_assets
+from export.runtimes import NUMERIC_SIGNATURE, load_runner, read_assets
 from export.savedmodel import export_savedmodel
 from export.tflite import export_tflite
 from layers import cells
@@ -261,6 +261,54 @@ class Classifier(tf.Module):
         }
 
 
+def stream_step_function(model: keras.Model, config: SentimentConfig):
+    """For streaming a unidirectional model one token at a time: `(token_ids (batch,), *states)
+    -> {"probabilities", *states}`, and the state names and sizes (all states start at 0).
+
+    After the tokens of a text, the probabilities equal the model's on the whole text. Returns
+    (None, {}) for a bidirectional model, whose backward direction needs the whole sequence.
+    """
+    m = config.model
+    if m.bidirectional:
+        return None, {}
+    embedding, dense = model.get_layer("embedding"), model.get_layer("logits")
+    layer_cells = [layer.cell for layer in model.get_layer("recurrent").recurrent_layers]
+    sizes = {}
+    for i, cell in enumerate(layer_cells):
+        cell_sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+        sizes.update({f"layer{i}_state{j}": int(size) for j, size in enumerate(cell_sizes)})
+    width = int(layer_cells[-1].output_size if hasattr(layer_cells[-1], "output_size") else m.units)
+    if m.pooling == "max":
+        sizes.update({"pool_max": width, "pool_count": 1})
+    elif m.pooling == "mean":
+        sizes.update({"pool_sum": width, "pool_count": 1})
+    names = list(sizes)
+
+    @tf.function
+    def stream_step(token_ids, *states):
+        state = dict(zip(names, states))
+        x = embedding(token_ids)  # (batch, embedding_dim)
+        new = {}
+        for i, cell in enumerate(layer_cells):
+            keys = [n for n in names if n.startswith(f"layer{i}_")]
+            x, cell_states = cell(x, [state[k] for k in keys], training=False)
+            new.update(zip(keys, cell_states))
+        if m.pooling == "last":
+            pooled = x
+        else:
+            count = state["pool_count"] + 1.0  # (batch, 1)
+            new["pool_count"] = count
+            if m.pooling == "max":
+                pooled = tf.where(count > 1.0, tf.maximum(state["pool_max"], x), x)
+                new["pool_max"] = pooled
+            else:
+                new["pool_sum"] = state["pool_sum"] + x
+                pooled = new["pool_sum"] / count
+        return {"probabilities": tf.nn.softmax(dense(pooled), axis=-1), **new}
+
+    return stream_step, sizes
+
+
 def load_run(run_dir) -> tuple[RunDir, SentimentConfig, keras.Model, Assets]:
     run = RunDir(run_dir).require_complete()
     config = run.read_config(SentimentConfig)
@@ -357,14 +405,23 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
     ids_map = {token: i for i, token in enumerate(assets.vocab.tokens)}
     rows = [encode_text(t, ids_map, OOV_ID, config.data.lowercase, max_length) for t in samples]
     ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
+    stream_step, state_sizes = stream_step_function(model, config)
+
+    def stream_signature(batch=None):
+        return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
+                *[tf.TensorSpec([batch, size], tf.float32, name=name) for name, size in state_sizes.items()]]
+
     report = {}
     if "savedmodel" in formats:
         texts = tf.constant(samples)
         reference = {k: v.numpy() for k, v in classifier.classify(texts).items()}
+        signatures = {"serving_default": classifier.classify.get_concrete_function(),
+                      NUMERIC_SIGNATURE: numeric.get_concrete_function(ids_spec)}
+        if stream_step is not None:
+            signatures["stream_step"] = stream_step.get_concrete_function(*stream_signature())
         report["savedmodel"] = export_savedmodel(
-            tf.Module(), {"serving_default": classifier.classify.get_concrete_function(),
-                          NUMERIC_SIGNATURE: numeric.get_concrete_function(ids_spec)},
-            out / "savedmodel", {"texts": texts}, reference, trackable={"classifier": classifier},
+            tf.Module(), signatures, out / "savedmodel", {"texts": texts}, reference,
+            trackable={"classifier": classifier},
         )
     if "onnx" in formats:
         ids = _pad(rows)
@@ -376,6 +433,14 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
                                          out / "model.tflite", {"token_ids": ids},
                                          {"probabilities": numeric(ids)["probabilities"].numpy()},
                                          trackable_obj=model)
+        report["tflite_int8"] = _export_int8(numeric, max_length, out, model, config, assets)
+        if stream_step is not None:
+            inputs = {"token_ids": np.array([row[0] if row else OOV_ID for row in rows], np.int32),
+                      **{name: np.zeros((len(rows), size), np.float32) for name, size in state_sizes.items()}}
+            reference = {k: v.numpy() for k, v in stream_step(*[tf.constant(inputs[spec.name])
+                                                                 for spec in stream_signature()]).items()}
+            report["tflite_stream"] = export_tflite(stream_step, stream_signature(1), out / "stream_step.tflite",
+                                                    inputs, reference, trackable_obj=model)
     atomic_write_json(out / "assets.json", {
         "app": NAME, "labels": assets.labels, "vocabulary": assets.vocab.tokens,
         "tokenizer": {"lowercase": config.data.lowercase, "rules": "pipelines/text_rules.py",
@@ -384,21 +449,41 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
         "inputs": {"token_ids": "int32 (batch, time): token ids cut to max_length, right-padded with pad_id"},
         "outputs": {"probabilities": "float32 (batch, classes), in the order of labels"},
         "tflite_input_shape": [1, max_length],
+        "streaming": ({"savedmodel_signature": "stream_step", "tflite": "stream_step.tflite",
+                       "inputs": "token_ids (batch,) and every state, all states starting at 0",
+                       "states": state_sizes} if stream_step is not None
+                      else "not available: a bidirectional model needs the whole sequence"),
     })
-    write_report(out / "parity.json", {**_previous_report(out), **report})
+    write_report(out / "parity.json", report)
     return report
 
 
-def _previous_report(out: pathlib.Path) -> dict:
-    """Keeps the parity of formats exported earlier into the same directory."""
-    import json
+MAX_INT8_ACCURACY_DROP = 0.02
 
-    path = out / "parity.json"
-    try:
-        previous = json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        return {}
-    return {k: v for k, v in previous.items() if (out / FILES[k]).exists()} if isinstance(previous, dict) else {}
+
+def _export_int8(numeric, max_length: int, out: pathlib.Path, model, config, assets) -> dict:
+    """`model_int8.tflite` (dynamic-range quantized weights), kept only if its accuracy on the
+    run's test split is within MAX_INT8_ACCURACY_DROP of the float TFLite model's."""
+    from export.tflite import TFLiteRunner
+
+    splits, _ = load_examples(config)
+    test = splits["test"]
+    ids_map = {token: i for i, token in enumerate(assets.vocab.tokens)}
+    ids = _pad([encode_text(e.text, ids_map, OOV_ID, config.data.lowercase, max_length) for e in test], max_length)
+    truth = np.array(label_ids(test, assets.labels))
+    result = export_tflite(numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
+                           out / "model_int8.tflite", {"token_ids": ids[:8]},
+                           {"probabilities": numeric(ids[:8])["probabilities"].numpy()}, atol=None,
+                           trackable_obj=model, quantize=True)
+    accuracy = {name: float(np.mean(TFLiteRunner(out / file)(token_ids=ids)["probabilities"].argmax(-1) == truth))
+                for name, file in (("float", "model.tflite"), ("int8", "model_int8.tflite"))}
+    result.update({"accuracy_float": accuracy["float"], "accuracy_int8": accuracy["int8"],
+                   "accuracy_change": accuracy["int8"] - accuracy["float"], "examples": len(test)})
+    if result["accuracy_change"] < -MAX_INT8_ACCURACY_DROP:
+        (out / "model_int8.tflite").unlink()
+        raise ExportError(f"int8 TFLite loses {-result['accuracy_change']:.3f} accuracy "
+                          f"(more than {MAX_INT8_ACCURACY_DROP}); the float model.tflite is unaffected")
+    return result
 
 
 def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:

@@ -15,7 +15,7 @@ from apps.sentiment import SentimentConfig
 from export import ExportError
 from export.onnx import export_onnx
 from export.runtimes import load_runner, read_assets
-from export.tflite import export_tflite
+from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
 from layers.recurrent import Recurrent
 
@@ -38,7 +38,10 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
     printed = capsys.readouterr().out
     assert "onnx: parity ok" in printed and "tflite: parity ok" in printed
     parity = json.loads((out / "parity.json").read_text())
-    assert set(parity) == {"savedmodel", "onnx", "tflite"}
+    assert set(parity) == {"savedmodel", "onnx", "tflite", "tflite_int8"}
+    int8 = parity.pop("tflite_int8")
+    assert int8["accuracy_change"] >= -0.02 and int8["bytes"] < parity["tflite"]["bytes"]
+    assert "tflite_int8: accuracy" in printed
     for runtime, result in parity.items():
         assert max(result["max_abs_diff"].values()) < 1e-4, runtime
         assert result["bytes"] > 0
@@ -120,3 +123,42 @@ def test_failed_parity_leaves_nothing_behind(tmp_path):
         export_onnx(fn, [tf.TensorSpec([None, None], tf.int32, name="token_ids")], tmp_path / "m.onnx",
                     {"token_ids": ids}, wrong)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "max"), ("peephole_lstm", "mean")])
+def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling):
+    config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
+                                                 "model.bidirectional": False, "model.cell": cell,
+                                                 "model.pooling": pooling, "model.num_layers": 2})
+    sentiment.train(config, tmp_path / "run")
+    sentiment.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"])
+    streaming = read_assets(tmp_path / "export")["streaming"]
+    whole = load_runner(tmp_path / "export", "savedmodel")  # the numeric signature
+    token_ids = np.array([[5, 9, 3, 7, 4]], np.int32)
+    expected = whole(token_ids=token_ids)["probabilities"]
+    for runtime in ("savedmodel", "tflite"):
+        step = (load_runner(tmp_path / "export", "savedmodel", signature="stream_step") if runtime == "savedmodel"
+                else TFLiteRunner(tmp_path / "export" / "stream_step.tflite"))
+        states = {name: np.zeros((1, size), np.float32) for name, size in streaming["states"].items()}
+        for token in token_ids[0]:
+            out = step(token_ids=np.array([token], np.int32), **states)
+            states = {name: out[name] for name in states}
+        np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5, err_msg=runtime)
+
+
+def test_bidirectional_models_say_they_cannot_stream(trained_run, tmp_path):
+    sentiment.export(trained_run, tmp_path, ["savedmodel"])
+    assert "bidirectional" in read_assets(tmp_path)["streaming"]
+
+
+def test_cudnn_ops_are_refused():
+    from export.graph_checks import check_no_cudnn
+
+    @tf.function
+    def cudnn(x):  # traced, never run: the op only has to be in the graph
+        return tf.raw_ops.CudnnRNNV3(input=x, input_h=x, input_c=x, params=tf.zeros([1]),
+                                     sequence_lengths=tf.zeros([1], tf.int32))[0]
+
+    with pytest.raises(ExportError, match=r"cuDNN-only ops \['CudnnRNNV3'\]"):
+        check_no_cudnn(cudnn.get_concrete_function(tf.TensorSpec([2, 1, 3], tf.float32)))
+    check_no_cudnn(tf.function(lambda x: x + 1).get_concrete_function(tf.TensorSpec([2], tf.float32)))
