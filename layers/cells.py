@@ -12,6 +12,7 @@ import keras
 from layers.cifg_lstm_cell import CIFGLSTMCell
 from layers.elman_cell import ElmanCell
 from layers.gru_cell import GRUCell
+from layers.layernorm_lstm_cell import LayerNormLSTMCell
 from layers.lstm_cell import LSTMCell
 from layers.peephole_lstm_cell import PeepholeLSTMCell
 from layers.scrn_cell import SCRNCell
@@ -34,6 +35,7 @@ CELLS = {
     "irnn": (_irnn, "ReLU Elman cell, identity recurrent matrix, zero bias (Le et al.); recurrent_scale="),
     "urnn": (URNNCell, "unitary evolution RNN: complex state, W = D3 R2 F^-1 D2 Pi R1 F D1, modReLU"),
     "scrn": (SCRNCell, "structurally constrained RNN: slow context units s beside a fast layer (alpha=)"),
+    "layernorm_lstm": (LayerNormLSTMCell, "LSTM with layer-normalised gate pre-activations and cell state (Ba et al.)"),
 }
 
 

@@ -60,15 +60,18 @@ class RecurrentCell(keras.layers.Layer):
 
     def project_inputs(self, inputs):
         """(..., features) -> (..., projection_size): the step's input-only part."""
+        projected = self.input_matmul(inputs)
+        return projected + self.bias if self.projection_bias else projected
+
+    def input_matmul(self, inputs):
+        """x W for one step (batch, features) or a whole sequence (time, batch, features)."""
         if len(inputs.shape) == 3:
             # A whole sequence: one 2-D matmul. (A 3-D matmul against a 2-D kernel becomes a
             # batched matmul whose kernel gradient materialises one copy per batch row.)
             batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
             flat = ops.reshape(inputs, (-1, inputs.shape[-1]))  # (batch * time, features)
-            projected = ops.reshape(ops.matmul(flat, self.kernel), (batch, steps, self.projection_size))
-        else:
-            projected = ops.matmul(inputs, self.kernel)  # (batch, projection_size)
-        return projected + self.bias if self.projection_bias else projected
+            return ops.reshape(ops.matmul(flat, self.kernel), (batch, steps, self.projection_size))
+        return ops.matmul(inputs, self.kernel)  # (batch, projection_size)
 
     def call(self, inputs, states, training=False):
         return self.recurrent_step(self.project_inputs(inputs), states, training=training)

@@ -33,6 +33,22 @@ def peephole_lstm(x, states, w):
     return lstm(x, states, w, peephole=tuple(w["peephole_kernel"]))
 
 
+def layer_norm(x, gamma, beta, eps=1e-5):
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps) * gamma + beta
+
+
+def layernorm_lstm(x, states, w):
+    h, c = states
+    n = h.shape[-1]
+    z = (layer_norm(x @ w["kernel"], w["input_gamma"], w["input_beta"])
+         + layer_norm(h @ w["recurrent_kernel"], w["recurrent_gamma"], w["recurrent_beta"]) + w["bias"])
+    i, f, g, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+    c_new = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    h_new = sigmoid(o) * np.tanh(layer_norm(c_new, w["cell_gamma"], w["cell_beta"]))
+    return h_new, [h_new, c_new]
+
+
 def cifg_lstm(x, states, w):
     h, c = states
     n = h.shape[-1]

@@ -19,6 +19,7 @@ CASES = {
     "gru": ({}, lambda cell: ref.gru),
     "gru_reset_after": ({"reset_after": True}, lambda cell: ref.gru_reset_after),
     "urnn": ({}, lambda cell: functools.partial(ref.urnn, permutation=cell._permutation)),
+    "layernorm_lstm": ({}, lambda cell: ref.layernorm_lstm),
     "scrn": ({"context_units": 2, "alpha": 0.9},
              lambda cell: functools.partial(ref.scrn, context_units=2, alpha=0.9)),
 }
