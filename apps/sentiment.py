@@ -36,7 +36,7 @@ from pipelines.sources import complete_splits, parse_source
 from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
 from pipelines.tokenization import tokenize_texts
-from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, encode_text
+from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, encode_text, pad_rows
 from pipelines.vocabulary import OOV_ID, Vocabulary
 
 NAME = "sentiment"
@@ -378,15 +378,6 @@ def numeric_function(model: keras.Model):
     return probabilities
 
 
-def _pad(rows: list[list[int]], length: int | None = None) -> np.ndarray:
-    """Right-pads id lists with 0 to `length` (default: the longest, at least 1)."""
-    length = length or max(1, max(map(len, rows)))
-    out = np.zeros((len(rows), length), np.int32)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row[:length]
-    return out
-
-
 def export(run_dir, out_dir, formats: list[str]) -> dict:
     """Writes the requested formats and `assets.json` to `out_dir`, each checked against Keras.
 
@@ -424,11 +415,11 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
             trackable={"classifier": classifier},
         )
     if "onnx" in formats:
-        ids = _pad(rows)
+        ids = pad_rows(rows)
         report["onnx"] = export_onnx(numeric, [ids_spec], out / "model.onnx", {"token_ids": ids},
                                      {"probabilities": numeric(ids)["probabilities"].numpy()})
     if "tflite" in formats:
-        ids = _pad(rows, max_length)
+        ids = pad_rows(rows, max_length)
         report["tflite"] = export_tflite(numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
                                          out / "model.tflite", {"token_ids": ids},
                                          {"probabilities": numeric(ids)["probabilities"].numpy()},
@@ -469,7 +460,7 @@ def _export_int8(numeric, max_length: int, out: pathlib.Path, model, config, ass
     splits, _ = load_examples(config)
     test = splits["test"]
     ids_map = {token: i for i, token in enumerate(assets.vocab.tokens)}
-    ids = _pad([encode_text(e.text, ids_map, OOV_ID, config.data.lowercase, max_length) for e in test], max_length)
+    ids = pad_rows([encode_text(e.text, ids_map, OOV_ID, config.data.lowercase, max_length) for e in test], max_length)
     truth = np.array(label_ids(test, assets.labels))
     result = export_tflite(numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
                            out / "model_int8.tflite", {"token_ids": ids[:8]},
@@ -499,7 +490,7 @@ def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
         ids_map = {token: i for i, token in enumerate(assets["vocabulary"])}
         rows = [encode_text(t, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
                 for t in texts]
-        ids = _pad(rows, assets["max_length"] if runtime == "tflite" else None)
+        ids = pad_rows(rows, assets["max_length"] if runtime == "tflite" else None)
         scores = load_runner(export_dir, runtime)(token_ids=ids)["probabilities"]
         labels = [assets["labels"][i] for i in scores.argmax(axis=-1)]
         probabilities = scores.max(axis=-1)

@@ -40,6 +40,7 @@ from pipelines.lengths import length_stats
 from pipelines.sources import complete_splits, parse_source
 from pipelines.text_encoding import pad_ids, text_encoder
 from pipelines.text_files import find_split_files, read_pairs_tsv
+from pipelines.text_rules import pad_rows
 from pipelines.tokenization import tokenize_texts
 from pipelines.vocabulary import PAD_ID, Vocabulary
 
@@ -590,9 +591,7 @@ def _export_tflite_steps(translator: Translator, model, samples: list[str], out:
     from export.tflite import TFLiteRunner
 
     length = translator.config.data.max_length
-    ids = pad_ids(translator._encode(tf.constant(samples))).numpy()
-    source_ids = np.zeros((len(samples), length), np.int32)
-    source_ids[:, : ids.shape[1]] = ids[:, :length]
+    source_ids = pad_rows(pad_ids(translator._encode(tf.constant(samples))).numpy(), length)
     encode = translator.encode_function()
     encoded = {k: v.numpy() for k, v in encode(source_ids).items()}
     report = {"tflite_encoder": export_tflite(
@@ -639,9 +638,7 @@ def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
         ids_map = {token: i for i, token in enumerate(assets["source_vocabulary"])}
         rows = [encode_text(t, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
                 for t in texts]
-        source_ids = np.zeros((len(rows), max(1, max(map(len, rows)))), np.int32)
-        for i, row in enumerate(rows):
-            source_ids[i, : len(row)] = row
+        source_ids = pad_rows(rows)
         target_ids = load_runner(export_dir, "onnx")(source_ids=source_ids)["target_ids"]
         vocabulary = assets["target_vocabulary"]
         translations = [[vocabulary[i] for i in row if i > assets["eos_id"]] for row in target_ids]
@@ -658,8 +655,7 @@ def predict_exported(export_dir, runtime: str, texts: list[str]) -> list[dict]:
         vocabulary, translations = assets["target_vocabulary"], []
         for text in texts:
             row = encode_text(text, ids_map, assets["oov_id"], assets["tokenizer"]["lowercase"], assets["max_length"])
-            source_ids = np.zeros((1, assets["max_length"]), np.int32)
-            source_ids[0, : len(row)] = row
+            source_ids = pad_rows([row], assets["max_length"])
             ids = step_greedy(encoder, step, source_ids, state_names, assets["max_decode_length"])
             translations.append([vocabulary[i] for i in ids if i > assets["eos_id"]])
     return [{"text": t, "translation": detokenize(tr)} for t, tr in zip(texts, translations)]

@@ -11,8 +11,9 @@ No TensorFlow import here, so that an onnxruntime client can use it.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import regex
 
 # RE2 syntax (tensorflow_text.regex_split); `regex` reads it the same way.
@@ -46,3 +47,18 @@ def encode_text(text: str, ids: Mapping[str, int], oov_id: int, lowercase: bool 
     if max_length is not None:
         tokens = tokens[:max_length]
     return [ids.get(token, oov_id) for token in tokens]
+
+
+def pad_rows(rows: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
+    """Right-pads id lists with 0 (and cuts them) to `length`, default the longest (at least 1).
+
+    Example:
+    >>> pad_rows([[3, 4], [5]]).tolist()
+    [[3, 4], [5, 0]]
+    """
+    length = length or max(1, max(map(len, rows), default=0))
+    out = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        row = list(row)[:length]
+        out[i, : len(row)] = row
+    return out
