@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
-from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
+from apps.training import evaluation_split, fit_run, log, make_optimizer, make_strategy, plot_history
+from export import ExportError
 from export.onnx import export_onnx
 from export.parity import write_report
 from export.runtimes import NUMERIC_SIGNATURE, load_runner, read_assets
@@ -27,7 +28,7 @@ from export.savedmodel import export_savedmodel
 from export.tflite import export_tflite
 from layers import cells
 from layers.masked_pooling import MaskedPooling
-from layers.recurrent_stack import RecurrentStack, describe_implementation
+from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
 from pipelines import synthetic_sentiment
 from pipelines.batching import bucket_boundaries
 from pipelines.errors import DataError
@@ -105,17 +106,12 @@ def build_model(config: SentimentConfig, vocab_size: int) -> keras.Model:
     # bidirectional, joins both directions' final states.
     x = RecurrentStack(m.cell, [m.units] * m.num_layers, bidirectional=m.bidirectional,
                        return_sequences=m.pooling != "last", prefer_fused=True,
-                       cell_options=cell_options(m.cell), name="recurrent")(x)
+                       cell_options=fusable_options(m.cell), name="recurrent")(x)
     if m.pooling != "last":
         x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
     x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
     logits = keras.layers.Dense(m.num_classes, name="logits")(x)
     return keras.Model(token_ids, logits, name=NAME)
-
-
-def cell_options(cell: str) -> dict:
-    # The GRU variant that cuDNN runs, so that `gru` gets the fused built-in layer.
-    return {"reset_after": True} if cell == "gru" else {}
 
 
 def compile_model(model: keras.Model, config: SentimentConfig) -> None:
@@ -209,7 +205,7 @@ def prepare(config: SentimentConfig, splits) -> tuple[SentimentConfig, Assets]:
     max_length = d.max_length if d.max_length is not None else stats.at_percentile
     log(f"max_length = {max_length}" + (" (set in the config)" if d.max_length is not None
                                         else f" ({d.length_percentile:g}th percentile)"))
-    implementation = describe_implementation(config.model.cell, cell_options(config.model.cell), prefer_fused=True)
+    implementation = describe_implementation(config.model.cell, fusable_options(config.model.cell), prefer_fused=True)
     resolved = replace(config, **{"data.max_length": max_length, "model.num_classes": len(labels),
                                   "model.implementation": implementation})
     return resolved, Assets(vocab, labels)
@@ -344,14 +340,10 @@ def train(config: SentimentConfig, out, strategy: str = "default", callbacks=())
 
 def evaluate(run_dir, source: str | None = None, split: str = "test") -> dict:
     run, config, model, assets = load_run(run_dir)
-    if source is not None:
-        config = replace(config, **{"data.source": source})
-    splits, _ = load_examples(config)
-    if split not in splits:
-        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
+    config, examples = evaluation_split(config, source, split, load_examples)
     compile_model(model, config)
-    loss, accuracy = model.evaluate(make_dataset(splits[split], assets, config, training=False), verbose=0)
-    metrics = {"accuracy": float(accuracy), "loss": float(loss), "examples": len(splits[split])}
+    loss, accuracy = model.evaluate(make_dataset(examples, assets, config, training=False), verbose=0)
+    metrics = {"accuracy": float(accuracy), "loss": float(loss), "examples": len(examples)}
     atomic_write_json(run.metrics(split), metrics)
     return metrics
 

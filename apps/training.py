@@ -11,6 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from apps.config import ConfigError, replace
 from apps.rundir import RunDir, save_model_atomic
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -35,6 +36,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 def log(message: str) -> None:
     """Progress and statistics go to stderr, so stdout stays for results (and JSON)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def evaluation_split(config, source: str | None, split: str, load_splits):
+    """The run's config with `source` (if given), and that source's `split`, made exactly as in
+    training (same seed and fractions for splits the source lacks)."""
+    if source is not None:
+        config = replace(config, **{"data.source": source})
+    splits, _ = load_splits(config)
+    if split not in splits:
+        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
+    return config, splits[split]
 
 
 def make_optimizer(config) -> keras.optimizers.Optimizer:

@@ -22,7 +22,7 @@ from keras import ops
 
 from apps.config import ConfigError, DataConfig, TrainConfig, choice, replace
 from apps.rundir import RunDir, atomic_write_json, save_model_atomic
-from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
+from apps.training import evaluation_split, fit_run, log, make_optimizer, make_strategy, plot_history
 from export import ExportError
 from export.onnx import export_onnx
 from export.parity import write_report
@@ -32,7 +32,7 @@ from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.decoding import beam_search, greedy_search
 from layers.masked_pooling import MaskedPooling
-from layers.recurrent_stack import RecurrentStack, describe_implementation
+from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
 from pipelines import synthetic_translation
 from pipelines.batching import bucket_boundaries, pad_and_bucket
 from pipelines.errors import DataError
@@ -133,7 +133,7 @@ def build_model(config: TranslationConfig) -> keras.Model:
     target_in = keras.Input((None,), dtype="int32", name="target_in")
     x = keras.layers.Embedding(m.source_vocab_size, m.embedding_dim, mask_zero=True, name="source_embedding")(source_ids)
     memory = RecurrentStack(m.encoder_cell, [m.units], bidirectional=True, return_sequences=True, prefer_fused=True,
-                            cell_options=_fused_options(m.encoder_cell), name="encoder")(x)  # (batch, src, 2u)
+                            cell_options=fusable_options(m.encoder_cell), name="encoder")(x)  # (batch, src, 2u)
     memory_mask = ops.not_equal(source_ids, PAD_ID)
     summary = MaskedPooling("mean", name="memory_mean")(memory, mask=memory_mask)
     first_h = keras.layers.Dense(2 * m.units, activation="tanh", name="initial_state")(summary)
@@ -142,10 +142,6 @@ def build_model(config: TranslationConfig) -> keras.Model:
                               input_feeding=m.input_feeding, name="decoder")(
         target_in, memory, memory_mask=memory_mask, initial_state=first_h)
     return keras.Model([source_ids, target_in], logits, name=NAME)
-
-
-def _fused_options(cell: str) -> dict:
-    return {"reset_after": True} if cell == "gru" else {}
 
 
 def compile_model(model: keras.Model, config: TranslationConfig) -> None:
@@ -244,7 +240,7 @@ def prepare(config: TranslationConfig, splits) -> tuple[TranslationConfig, Asset
         "data.max_length": max_length, "decode.target_max_length": target_max,
         "model.source_vocab_size": len(source_vocab), "model.target_vocab_size": len(target_vocab),
         "model.implementation": describe_implementation(config.model.encoder_cell,
-                                                        _fused_options(config.model.encoder_cell), True),
+                                                        fusable_options(config.model.encoder_cell), True),
     })
     return resolved, Assets(source_vocab, target_vocab)
 
@@ -304,7 +300,10 @@ class Translator(tf.Module):
         self.encoder = keras.Model(model.get_layer("source_ids").output,
                                    [model.get_layer("encoder").output, model.get_layer("initial_state").output])
         self.decoder = model.get_layer("decoder")
-        self._encode = text_encoder(self.source_table, config.data.lowercase, config.data.max_length)
+        self.encode_source = text_encoder(self.source_table, config.data.lowercase, config.data.max_length)
+        self.encode_target = text_encoder(assets.target_vocab.lookup_table(), config.data.lowercase,
+                                          config.decode.target_max_length - 1)
+        self._decoders = {}  # beam width -> traced decoding of strings
         self.max_decode = config.decode.target_max_length + config.decode.extra_length
 
     def start(self, source_ids):
@@ -320,7 +319,7 @@ class Translator(tf.Module):
         return logits, (cell_states, memory, keys, memory_mask), weights
 
     def state_names(self) -> list[str]:
-        return [f"state_{i}" for i in range(len(self.decoder.initial_states(tf.zeros([1, self.decoder.units]))))]
+        return [f"state_{i}" for i in range(len(self.decoder.state_sizes()))]
 
     def encode_function(self):
         """source_ids -> what the decoder steps need: memory, keys and the first states."""
@@ -348,17 +347,13 @@ class Translator(tf.Module):
         return decoder_step
 
     def step_signature(self, batch=None, source_length=None) -> list[tf.TensorSpec]:
-        memory_dim = self.decoder.output_layer.kernel.shape[0] - self.decoder.units
-        keys_shape = ([batch, source_length, self.decoder.attention_units or self.decoder.units]
-                      if self.decoder.attention is not None and self.decoder.attention_name == "bahdanau"
-                      else [batch, source_length, self.decoder.units] if self.decoder.attention is not None
-                      else [batch, memory_dim])
+        decoder = self.decoder
         return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
                 tf.TensorSpec([batch, source_length], tf.int32, name="source_ids"),
-                tf.TensorSpec([batch, source_length, memory_dim], tf.float32, name="memory"),
-                tf.TensorSpec(keys_shape, tf.float32, name="keys"),
+                tf.TensorSpec([batch, source_length, decoder.memory_dim], tf.float32, name="memory"),
+                tf.TensorSpec(decoder.keys_shape(batch, source_length), tf.float32, name="keys"),
                 *[tf.TensorSpec([batch, size], tf.float32, name=name)
-                  for name, size in zip(self.state_names(), _state_sizes(self.decoder))]]
+                  for name, size in zip(self.state_names(), decoder.state_sizes())]]
 
     def ids_to_text(self, ids):
         """(batch, steps) target ids -> (batch,) strings; special tokens dropped."""
@@ -375,19 +370,22 @@ class Translator(tf.Module):
             return tokens[:, 0]
         return greedy_search(self.step, states, batch, BOS_ID, EOS_ID, self.max_decode)[0]
 
+    def translate_texts(self, texts, beam_width: int = 0):
+        """Translations of a batch of strings, with a graph traced once per beam width."""
+        if beam_width not in self._decoders:
+            self._decoders[beam_width] = tf.function(
+                lambda t: self.ids_to_text(self.decode_ids(pad_ids(self.encode_source(t)), beam_width)),
+                input_signature=[tf.TensorSpec([None], tf.string)])
+        return self._decoders[beam_width](texts)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def translate(self, texts):
-        return {"translation": self.ids_to_text(self.decode_ids(pad_ids(self._encode(texts))))}
+        return {"translation": self.ids_to_text(self.decode_ids(pad_ids(self.encode_source(texts))))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def translate_beam(self, texts):
-        ids = pad_ids(self._encode(texts))
+        ids = pad_ids(self.encode_source(texts))
         return {"translation": self.ids_to_text(self.decode_ids(ids, self.config.decode.beam_width))}
-
-
-def _state_sizes(decoder) -> list[int]:
-    sizes = decoder.cell.state_size
-    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
 
 
 def step_greedy(encode, step, source_ids: np.ndarray, state_names: list[str], max_decode: int) -> list[int]:
@@ -417,12 +415,7 @@ def load_run(run_dir):
 def _translate(translator: Translator, texts: list[str], beam: int) -> list[str]:
     out = []
     for start in range(0, len(texts), 256):
-        chunk = tf.constant(texts[start:start + 256])
-        if beam and beam != translator.config.decode.beam_width:
-            ids = translator.decode_ids(pad_ids(translator._encode(chunk)), beam)
-            result = translator.ids_to_text(ids)
-        else:
-            result = (translator.translate_beam if beam else translator.translate)(chunk)["translation"]
+        result = translator.translate_texts(tf.constant(texts[start:start + 256]), beam)
         out.extend(detokenize(t.decode("utf-8").split()) for t in result.numpy())
     return out
 
@@ -463,12 +456,7 @@ def train(config: TranslationConfig, out, strategy: str = "default", callbacks=(
 
 def evaluate(run_dir, source: str | None = None, split: str = "test", beam: int = 0) -> dict:
     run, config, model, assets = load_run(run_dir)
-    if source is not None:
-        config = replace(config, **{"data.source": source})
-    splits, _ = load_pairs(config)
-    if split not in splits:
-        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
-    pairs = splits[split]
+    config, pairs = evaluation_split(config, source, split, load_pairs)
     translator = Translator(model, assets, config)
     metrics = {**score(_translate(translator, [p.source for p in pairs], beam), [p.target for p in pairs]),
                "examples": len(pairs), "decoder": f"beam {beam}" if beam else "greedy"}
@@ -478,11 +466,8 @@ def evaluate(run_dir, source: str | None = None, split: str = "test", beam: int 
 
 def attention_map(translator: Translator, assets: Assets, source: str, target: str):
     """Teacher-forced attention weights of `target` given `source`: (target tokens + [EOS], source tokens)."""
-    config = translator.config
-    d = config.data
-    source_ids = pad_ids(translator._encode(tf.constant([source])))
-    target_ids = text_encoder(assets.target_vocab.lookup_table(), d.lowercase, config.decode.target_max_length - 1)(
-        tf.constant([target])).to_tensor()
+    source_ids = pad_ids(translator.encode_source(tf.constant([source])))
+    target_ids = translator.encode_target(tf.constant([target])).to_tensor()
     target_in = tf.concat([[[BOS_ID]], target_ids], axis=1)
     memory, first_h = translator.encoder(source_ids)
     _, weights = translator.decoder(target_in, memory, memory_mask=tf.not_equal(source_ids, PAD_ID),
@@ -556,7 +541,7 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
                               *translator.step_signature())},
             out / "savedmodel", {"texts": texts}, reference, trackable={"translator": translator})
     if "onnx" in formats:
-        ids = pad_ids(translator._encode(tf.constant(samples))).numpy()
+        ids = pad_ids(translator.encode_source(tf.constant(samples))).numpy()
         spec = [tf.TensorSpec([None, None], tf.int32, name="source_ids")]
         for name, beam in (("onnx", 0), ("onnx_beam", config.decode.beam_width)):
             decode = tf.function(lambda source_ids, beam=beam: {"target_ids": translator.decode_ids(source_ids, beam)})
@@ -591,7 +576,7 @@ def _export_tflite_steps(translator: Translator, model, samples: list[str], out:
     from export.tflite import TFLiteRunner
 
     length = translator.config.data.max_length
-    source_ids = pad_rows(pad_ids(translator._encode(tf.constant(samples))).numpy(), length)
+    source_ids = pad_rows(pad_ids(translator.encode_source(tf.constant(samples))).numpy(), length)
     encode = translator.encode_function()
     encoded = {k: v.numpy() for k, v in encode(source_ids).items()}
     report = {"tflite_encoder": export_tflite(

@@ -8,8 +8,10 @@ PACKAGE = "rnnapps"  # the one `register_keras_serializable` package name
 
 # Imported after PACKAGE, which they read. Importing registers them with Keras.
 from layers import cells  # noqa: E402, F401  (every cell module)
+from layers.attention_decoder import AttentionDecoder  # noqa: E402, F401
 from layers.bahdanau_attention import BahdanauAttention  # noqa: E402, F401
 from layers.luong_attention import LuongAttention  # noqa: E402, F401
+from layers.layernorm_lstm_cell import LayerNormLSTMCell  # noqa: E402, F401
 from layers.masked_pooling import MaskedPooling  # noqa: E402, F401
 from layers.recurrent import Recurrent  # noqa: E402, F401
 from layers.recurrent_stack import RecurrentStack  # noqa: E402, F401

@@ -74,7 +74,7 @@ class AttentionDecoder(keras.layers.Layer):
 
     def build(self, target_ids_shape, memory_shape=None, *args, **kwargs):
         target_shape = target_ids_shape
-        memory_dim = memory_shape[-1]
+        memory_dim = self.memory_dim = int(memory_shape[-1])
         self.embedding.build(target_shape)
         cell_input = self.embedding_dim + (memory_dim if self.input_feeding else 0)
         self.cell.build((None, cell_input))
@@ -92,11 +92,21 @@ class AttentionDecoder(keras.layers.Layer):
         weights = ops.expand_dims(ops.cast(memory_mask, memory.dtype), -1)
         return ops.sum(memory * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
 
+    def state_sizes(self) -> list[int]:
+        sizes = self.cell.state_size
+        return [int(s) for s in (sizes if isinstance(sizes, (list, tuple)) else [sizes])]
+
+    def keys_shape(self, batch=None, source_length=None) -> list:
+        """The shape of `prepare_memory`'s result (after `build`)."""
+        if self.attention is None:
+            return [batch, self.memory_dim]  # the memory's mean
+        width = self.attention.units if self.attention_name == "bahdanau" else self.units
+        return [batch, source_length, width]
+
     def initial_states(self, first_h):
         """The cell's states: `first_h` (batch, units), then zeros."""
-        sizes = self.cell.state_size if isinstance(self.cell.state_size, (list, tuple)) else [self.cell.state_size]
         batch = ops.shape(first_h)[0]
-        return [first_h] + [ops.zeros((batch, size), dtype=first_h.dtype) for size in sizes[1:]]
+        return [first_h] + [ops.zeros((batch, size), dtype=first_h.dtype) for size in self.state_sizes()[1:]]
 
     def step(self, token_ids, states, memory, keys, memory_mask=None):
         """(batch,) ids and states -> (logits (batch, vocab), new states, attention (batch, source_time))."""

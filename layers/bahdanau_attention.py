@@ -24,6 +24,13 @@ def masked_softmax(scores, mask=None):
     return ops.where(mask, weights, ops.zeros_like(weights))
 
 
+def attend(scores, values, values_mask=None):
+    """Weights a_j = softmax(scores) over unmasked j, and the context sum_j a_j h_j."""
+    weights = masked_softmax(scores, values_mask)  # (batch, time)
+    context = ops.sum(ops.expand_dims(weights, -1) * values, axis=1)  # (batch, value_dim)
+    return context, weights
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BahdanauAttention(keras.layers.Layer):
     """e_ij = v^T tanh(W s_{i-1} + U h_j);  a_ij = softmax_j(e_ij) over unmasked j;  c_i = sum_j a_ij h_j.
@@ -71,10 +78,8 @@ class BahdanauAttention(keras.layers.Layer):
     def call(self, query, values, keys=None, values_mask=None):
         if keys is None:
             keys = self.project_keys(values)
-        scores = additive_score(ops.matmul(query, self.query_kernel), keys, self.score_vector)
-        weights = masked_softmax(scores, values_mask)  # (batch, time)
-        context = ops.sum(ops.expand_dims(weights, -1) * values, axis=1)  # (batch, value_dim)
-        return context, weights
+        return attend(additive_score(ops.matmul(query, self.query_kernel), keys, self.score_vector), values,
+                      values_mask)
 
     def compute_output_shape(self, query_shape, values_shape, *args, **kwargs):
         return (query_shape[0], values_shape[-1]), (query_shape[0], values_shape[1])

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from layers import PACKAGE
-from layers.bahdanau_attention import masked_softmax
+from layers.bahdanau_attention import attend
 
 SCORES = ("dot", "general")
 
@@ -46,10 +46,7 @@ class LuongAttention(keras.layers.Layer):
     def call(self, query, values, keys=None, values_mask=None):
         if keys is None:
             keys = self.project_keys(values)
-        scores = ops.sum(ops.expand_dims(query, 1) * keys, axis=-1)  # (batch, time)
-        weights = masked_softmax(scores, values_mask)
-        context = ops.sum(ops.expand_dims(weights, -1) * values, axis=1)  # (batch, value_dim)
-        return context, weights
+        return attend(ops.sum(ops.expand_dims(query, 1) * keys, axis=-1), values, values_mask)
 
     def compute_output_shape(self, query_shape, values_shape, *args, **kwargs):
         return (query_shape[0], values_shape[-1]), (query_shape[0], values_shape[1])

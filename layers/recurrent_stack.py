@@ -27,6 +27,12 @@ def fused_layer(cell: str, options: dict):
     return None
 
 
+def fusable_options(cell: str) -> dict:
+    """Options that make a plain cell match its fused built-in: GRU's cuDNN (reset-after)
+    variant; nothing for the others."""
+    return {"reset_after": True} if cell == "gru" else {}
+
+
 def describe_implementation(cell: str, options: dict, prefer_fused: bool) -> str:
     fused = fused_layer(cell, options) if prefer_fused else None
     if fused is not None:

@@ -53,8 +53,12 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
     for runtime in ("savedmodel", "onnx", "tflite"):
         assert main(["predict", str(out), "--runtime", runtime, *TEXTS, "--json"]) == 0
         got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [g["label"] for g in got] == [e["label"] for e in expected], runtime
         np.testing.assert_allclose([g["probability"] for g in got], [e["probability"] for e in expected], atol=1e-4)
+        # A barely trained model can sit at 0.5, where a 1e-7 difference flips the label: compare
+        # labels where the Keras model is not on the fence.
+        decided = [e["probability"] > 0.5 + 1e-4 for e in expected]
+        assert [g["label"] for g, d in zip(got, decided) if d] == [e["label"] for e, d in zip(expected, decided) if d]
+        assert any(decided), runtime
 
 
 def test_padding_does_not_change_exported_answers(trained_run, tmp_path):
@@ -162,3 +166,11 @@ def test_cudnn_ops_are_refused():
     with pytest.raises(ExportError, match=r"cuDNN-only ops \['CudnnRNNV3'\]"):
         check_no_cudnn(cudnn.get_concrete_function(tf.TensorSpec([2, 1, 3], tf.float32)))
     check_no_cudnn(tf.function(lambda x: x + 1).get_concrete_function(tf.TensorSpec([2], tf.float32)))
+
+
+def test_int8_model_that_loses_accuracy_is_not_kept(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(sentiment, "MAX_INT8_ACCURACY_DROP", -1.0)  # any result now counts as a loss
+    with pytest.raises(ExportError, match="int8 TFLite loses"):
+        sentiment.export(trained_run, tmp_path, ["tflite"])
+    assert not (tmp_path / "model_int8.tflite").exists()
+    assert not (tmp_path / "assets.json").exists()  # nothing that looks like a good export
