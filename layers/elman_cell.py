@@ -44,9 +44,9 @@ class ElmanCell(RecurrentCell):
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel",
                                                 initializer=self.recurrent_initializer)
 
-    def recurrent_step(self, projected, states, training=False):
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
         h_prev = states[0]
-        h = self.activation(projected + ops.matmul(h_prev, self.recurrent_kernel))
+        h = self.activation(projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel))
         return h, [h]
 
     def get_config(self):

@@ -49,9 +49,9 @@ class LayerNormLSTMCell(LSTMCell):
     def project_inputs(self, inputs):
         return layer_norm(self.input_matmul(inputs), self.input_gamma, self.input_beta) + self.bias
 
-    def recurrent_step(self, projected, states, training=False):
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
         h_prev, c_prev = states
-        recurrent = layer_norm(ops.matmul(h_prev, self.recurrent_kernel), self.recurrent_gamma, self.recurrent_beta)
+        recurrent = layer_norm(ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel), self.recurrent_gamma, self.recurrent_beta)
         i, f, g, o = split_blocks(projected + recurrent, 4)  # (batch, units) each
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.cell_gamma, self.cell_beta))

@@ -49,9 +49,9 @@ class LSTMCell(RecurrentCell):
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.projection_size), name="recurrent_kernel",
                                                 initializer=self.recurrent_initializer)
 
-    def recurrent_step(self, projected, states, training=False):
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
         h_prev, c_prev = states
-        z = projected + ops.matmul(h_prev, self.recurrent_kernel)  # (batch, 4 * units)
+        z = projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel)  # (batch, 4 * units)
         i, f, g, o = split_blocks(z, 4)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)

@@ -10,10 +10,11 @@ from keras import ops, tree
 from keras.src.backend import rnn as backend_rnn
 
 from layers import PACKAGE
+from layers.sequence_dropout import SequenceDropout
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Recurrent(keras.layers.RNN):
+class Recurrent(SequenceDropout, keras.layers.RNN):
     """Runs a cell over time like `keras.layers.RNN`, faster for cells of `layers/`.
 
     For a cell with `project_inputs` / `recurrent_step` (every `RecurrentCell`), the input
@@ -22,7 +23,14 @@ class Recurrent(keras.layers.RNN):
     `keras.layers.RNN`. Everything else — masking, `go_backwards`, `stateful`,
     `return_sequences`, `return_state`, `Bidirectional` — is `keras.layers.RNN`'s.
 
-    Args: as `keras.layers.RNN`.
+    Dropout (see `layers.sequence_dropout.SequenceDropout`): `dropout`, `recurrent_dropout`,
+    `output_dropout`, `dropout_mode` ("variational": one mask per sequence; "naive": one per
+    step), `weight_dropout` (DropConnect on the recurrent matrix), `seed`. Masks are sampled
+    at every call, so each sequence gets its own and nothing stale is reused; with
+    `recurrent_dropout` the cell must be a `RecurrentCell` (it applies the mask to h_{t-1}
+    inside its recurrent matmul only).
+
+    Args: as `keras.layers.RNN`, plus the dropout options above.
 
     Example:
     >>> from layers.lstm_cell import LSTMCell
@@ -31,8 +39,16 @@ class Recurrent(keras.layers.RNN):
     """
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        return self.run_regularized(self._hoisted_loop, sequences, initial_state, mask, training)
+
+    def _hoisted_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
+        if not tree.is_nested(initial_state):
+            initial_state = [initial_state]
+        state_mask = self.state_mask(initial_state[0], training)
         if not hasattr(cell, "project_inputs"):
+            if state_mask is not None:
+                raise ValueError(f"recurrent_dropout needs a RecurrentCell; {type(cell).__name__} is not one")
             return super().inner_loop(sequences, initial_state, mask, training=training)
         # Time-major before projecting: transposing the narrow inputs is cheaper than
         # transposing the wide projection (and, in the backward pass, its gradient).
@@ -42,10 +58,8 @@ class Recurrent(keras.layers.RNN):
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
 
         def step(inputs, states):
-            return cell.recurrent_step(inputs, states, training=training)
+            return cell.recurrent_step(inputs, states, training=training, state_mask=state_mask)
 
-        if not tree.is_nested(initial_state):
-            initial_state = [initial_state]
         last_output, outputs, states = backend_rnn(
             step,
             projected,
@@ -59,3 +73,6 @@ class Recurrent(keras.layers.RNN):
             return_all_outputs=self.return_sequences,
         )
         return last_output, ops.transpose(outputs, (1, 0, 2)), states  # outputs (batch, time, units)
+
+    def get_config(self):
+        return {**super().get_config(), **self.dropout_config()}

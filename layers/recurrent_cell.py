@@ -18,7 +18,9 @@ class RecurrentCell(keras.layers.Layer):
     `recurrent_step`. Both give the same numbers.
 
     Subclasses set `state_size`, `output_size` and `projection_size` (the width of the input
-    projection) and define `build_recurrent(units)` and `recurrent_step(projected, states)`.
+    projection) and define `build_recurrent(units)` and `recurrent_step(projected, states,
+    training, state_mask)`; `state_mask` (recurrent dropout, from `Recurrent`) multiplies
+    h_{t-1} where it enters the recurrent matmul, and nowhere else (`self.masked(h, state_mask)`).
 
     Args:
         units: width of the hidden state (positive).
@@ -72,6 +74,10 @@ class RecurrentCell(keras.layers.Layer):
             flat = ops.reshape(inputs, (-1, inputs.shape[-1]))  # (batch * time, features)
             return ops.reshape(ops.matmul(flat, self.kernel), (batch, steps, self.projection_size))
         return ops.matmul(inputs, self.kernel)  # (batch, projection_size)
+
+    def masked(self, h, state_mask):
+        """h_{t-1} as it enters the recurrent matmul: times the recurrent-dropout mask, if any."""
+        return h if state_mask is None else h * state_mask
 
     def call(self, inputs, states, training=False):
         return self.recurrent_step(self.project_inputs(inputs), states, training=training)

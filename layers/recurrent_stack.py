@@ -7,23 +7,25 @@ from collections.abc import Sequence
 import keras
 
 from layers import PACKAGE, cells
+from layers.fused import FusedGRU, FusedLSTM
 from layers.recurrent import Recurrent
 
-FUSED = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
-
-def fused_layer(cell: str, options: dict):
+def fused_layer(cell: str, options: dict, recurrent_dropout: float = 0.0):
     """The built-in (cuDNN-capable) layer equivalent to `cell` with `options`, or None.
 
     `lstm` with the default forget bias is `keras.layers.LSTM`; `gru` with `reset_after=True`
     and no update bias is `keras.layers.GRU` (whose z gate keeps, where ours updates: the same
-    family of functions, with z and 1 - z swapped).
+    family of functions, with z and 1 - z swapped). Both come as `layers.fused` subclasses that
+    add our dropout options; recurrent dropout (which the fused kernel lacks) rules them out.
     """
+    if recurrent_dropout:
+        return None
     if cell == "lstm" and options.get("forget_bias", 1.0) == 1.0 and set(options) <= {"forget_bias"}:
-        return keras.layers.LSTM
+        return FusedLSTM
     if cell == "gru" and options.get("reset_after") is True and not options.get("update_bias") \
             and set(options) <= {"reset_after", "update_bias"}:
-        return keras.layers.GRU
+        return FusedGRU
     return None
 
 
@@ -33,10 +35,10 @@ def fusable_options(cell: str) -> dict:
     return {"reset_after": True} if cell == "gru" else {}
 
 
-def describe_implementation(cell: str, options: dict, prefer_fused: bool) -> str:
-    fused = fused_layer(cell, options) if prefer_fused else None
+def describe_implementation(cell: str, options: dict, prefer_fused: bool, recurrent_dropout: float = 0.0) -> str:
+    fused = fused_layer(cell, options, recurrent_dropout) if prefer_fused else None
     if fused is not None:
-        return f"keras.layers.{fused.__name__} (built-in, fused on GPU)"
+        return f"layers.{fused.__name__} (keras.layers.{fused.__bases__[-1].__name__}, fused on GPU)"
     return f"layers.Recurrent({type(cells.get(cell, 1, **options)).__name__})"
 
 
@@ -53,6 +55,10 @@ class RecurrentStack(keras.layers.Layer):
         prefer_fused: use the built-in `keras.layers.LSTM` / `GRU` where the cell and options
             are plain (see `fused_layer`): cuDNN on a GPU.
         cell_options: extra keyword arguments of the cell.
+        dropout, recurrent_dropout, output_dropout, dropout_mode, weight_dropout: of every
+            layer, as in `layers.sequence_dropout.SequenceDropout` (each layer and direction
+            samples its own masks).
+        seed: seed of the masks; layer i's forward direction uses seed + 2i, backward seed + 2i + 1.
 
     Call arguments: inputs (batch, time, features), mask (batch, time), training.
     Returns: (batch, [time,] last_units * directions), then the states if `return_state`.
@@ -64,7 +70,9 @@ class RecurrentStack(keras.layers.Layer):
     """
 
     def __init__(self, cell: str, units: Sequence[int], bidirectional: bool = False, return_sequences: bool = False,
-                 return_state: bool = False, prefer_fused: bool = False, cell_options: dict | None = None, **kwargs):
+                 return_state: bool = False, prefer_fused: bool = False, cell_options: dict | None = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, output_dropout: float = 0.0,
+                 dropout_mode: str = "variational", weight_dropout: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         units = list(units)
         if not units:
@@ -72,15 +80,20 @@ class RecurrentStack(keras.layers.Layer):
         self.cell, self.units, self.bidirectional = cell, units, bidirectional
         self.return_sequences, self.return_state, self.prefer_fused = return_sequences, return_state, prefer_fused
         self.cell_options = dict(cell_options or {})
+        self.dropout_options = {"dropout": dropout, "recurrent_dropout": recurrent_dropout,
+                                "output_dropout": output_dropout, "dropout_mode": dropout_mode,
+                                "weight_dropout": weight_dropout}
+        self.seed = seed
         self.supports_masking = True
-        fused = fused_layer(cell, self.cell_options) if prefer_fused else None
+        fused = fused_layer(cell, self.cell_options, recurrent_dropout) if prefer_fused else None
 
         def make(size, sequences, name, go_backwards=False):
+            index = 2 * len(self.recurrent_layers) + int(go_backwards)
+            common = dict(return_sequences=sequences, return_state=return_state, go_backwards=go_backwards,
+                          name=name, seed=None if seed is None else seed + index, **self.dropout_options)
             if fused is not None:
-                return fused(size, return_sequences=sequences, return_state=return_state, go_backwards=go_backwards,
-                             name=name, **self.cell_options)
-            return Recurrent(cells.get(cell, size, **self.cell_options), return_sequences=sequences,
-                             return_state=return_state, go_backwards=go_backwards, name=name)
+                return fused(size, **common, **self.cell_options)
+            return Recurrent(cells.get(cell, size, **self.cell_options), **common)
 
         self.recurrent_layers = []
         for i, size in enumerate(units):
@@ -143,4 +156,5 @@ class RecurrentStack(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cell": self.cell, "units": self.units, "bidirectional": self.bidirectional,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "prefer_fused": self.prefer_fused, "cell_options": self.cell_options}
+                "prefer_fused": self.prefer_fused, "cell_options": self.cell_options, **self.dropout_options,
+                "seed": self.seed}

@@ -90,10 +90,11 @@ class URNNCell(RecurrentCell):
         re, im = _reflect(re, im, self.reflection[1, 0], self.reflection[1, 1])
         return _rotate(re, im, self.theta[2])
 
-    def recurrent_step(self, projected, states, training=False):
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
         n = self.units
         h_prev = states[0]
-        re, im = self.apply_unitary(h_prev[:, :n], h_prev[:, n:])
+        h_in = self.masked(h_prev, state_mask)
+        re, im = self.apply_unitary(h_in[:, :n], h_in[:, n:])
         re, im = re + projected[:, :n], im + projected[:, n:]
         magnitude = ops.sqrt(re * re + im * im + 1e-12)
         scale = ops.relu(magnitude + self.modrelu_bias) / magnitude
