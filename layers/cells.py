@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from layers.batchnorm_lstm_cell import BatchNormLSTMCell
 from layers.cifg_lstm_cell import CIFGLSTMCell
 from layers.elman_cell import ElmanCell
 from layers.gru_cell import GRUCell
@@ -36,6 +37,8 @@ CELLS = {
     "urnn": (URNNCell, "unitary evolution RNN: complex state, W = D3 R2 F^-1 D2 Pi R1 F D1, modReLU"),
     "scrn": (SCRNCell, "structurally constrained RNN: slow context units s beside a fast layer (alpha=)"),
     "layernorm_lstm": (LayerNormLSTMCell, "LSTM with layer-normalised gate pre-activations and cell state (Ba et al.)"),
+    "bn_lstm": (BatchNormLSTMCell, "LSTM with recurrent batch normalization, statistics per timestep up to "
+                                   "max_steps (Cooijmans et al.); needs layers.Recurrent"),
 }
 
 

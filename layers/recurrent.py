@@ -53,16 +53,18 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         # Time-major before projecting: transposing the narrow inputs is cheaper than
         # transposing the wide projection (and, in the backward pass, its gradient).
         inputs = ops.transpose(sequences, (1, 0, 2))  # (time, batch, features)
-        projected = cell.project_inputs(inputs)  # (time, batch, projection_size)
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
+        step_inputs = cell.sequence_inputs(inputs, mask, training)  # e.g. (time, batch, projection_size)
+        # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.
+        collect = bool(training) and getattr(cell, "collects_statistics", False)
 
         def step(inputs, states):
             return cell.recurrent_step(inputs, states, training=training, state_mask=state_mask)
 
         last_output, outputs, states = backend_rnn(
             step,
-            projected,
+            step_inputs,
             initial_state,
             go_backwards=self.go_backwards,
             mask=mask,
@@ -70,8 +72,13 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
             input_length=sequences.shape[1],
             time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences,
+            return_all_outputs=self.return_sequences or collect,
         )
+        if collect:
+            (last_output, _), (outputs, statistics) = last_output, outputs
+            if self.go_backwards:  # steps ran last position first
+                statistics = tree.map_structure(lambda s: ops.flip(s, axis=0), statistics)
+            cell.update_statistics(statistics, mask)
         return last_output, ops.transpose(outputs, (1, 0, 2)), states  # outputs (batch, time, units)
 
     def get_config(self):

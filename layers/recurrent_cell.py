@@ -65,6 +65,12 @@ class RecurrentCell(keras.layers.Layer):
         projected = self.input_matmul(inputs)
         return projected + self.bias if self.projection_bias else projected
 
+    def sequence_inputs(self, inputs, mask, training):
+        """What `Recurrent` hands the steps: the projection of the whole sequence (time, batch,
+        features) at once. A cell whose step needs more (bn_lstm: the mask and the timestep)
+        appends it as extra columns; mask is (time, batch) or None."""
+        return self.project_inputs(inputs)
+
     def input_matmul(self, inputs):
         """x W for one step (batch, features) or a whole sequence (time, batch, features)."""
         if len(inputs.shape) == 3:
