@@ -46,8 +46,37 @@ class TrainConfig:
     epochs: int = 5
     optimizer: str = choice("adam", ("adam", "rmsprop", "sgd"))
     learning_rate: float = 3e-3
-    global_clipnorm: typing.Optional[float] = 1.0  # clip gradients by their global norm
+    clipping: str = choice("global_norm", ("none", "global_norm", "adaptive"))  # see apps/clipping.py
+    global_clipnorm: typing.Optional[float] = 1.0  # the fixed threshold (adaptive: during warm-up)
+    clip_decay: float = 0.99  # adaptive: running average over about 1 / (1 - decay) steps
+    clip_warmup: int = 20  # adaptive: steps before the running average is used
+    clip_multiplier: float = 1.0  # adaptive: threshold = multiplier x running average norm
     shuffle_buffer: int = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizationConfig:
+    """Dropout of the recurrent layers (`layers.sequence_dropout`) and of the embedding."""
+
+    embedding_dropout: float = 0.0  # whole words, per sequence (`layers.DropoutEmbedding`)
+    input_dropout: float = 0.0  # on each recurrent layer's inputs
+    recurrent_dropout: float = 0.0  # on h_{t-1} in the recurrent matmul (variational only; not fused)
+    output_dropout: float = 0.0  # on each recurrent layer's outputs
+    dropout_mode: str = choice("variational", ("variational", "naive"))  # a mask per sequence / per step
+    weight_dropout: float = 0.0  # DropConnect on recurrent matrices, one mask per batch (stays fused)
+
+    def stack_options(self) -> dict:
+        """Keyword arguments of `layers.RecurrentStack`."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("dropout") and not 0.0 <= value < 1.0:
+                raise ConfigError(f"regularization.{f.name} must be in [0, 1), received {value}")
+        if self.dropout_mode == "naive" and self.recurrent_dropout:
+            raise ConfigError("regularization.recurrent_dropout must be 0 with dropout_mode=naive (naive dropout "
+                              "leaves the recurrent connections alone); use dropout_mode=variational")
+        return {"dropout": self.input_dropout, "recurrent_dropout": self.recurrent_dropout,
+                "output_dropout": self.output_dropout, "dropout_mode": self.dropout_mode,
+                "weight_dropout": self.weight_dropout}
 
 
 def field_names(cls, prefix: str = "") -> list[str]:

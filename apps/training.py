@@ -11,6 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from apps.clipping import OPTIMIZERS, GradientStatistics
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, save_model_atomic
 
@@ -50,9 +51,17 @@ def evaluation_split(config, source: str | None, split: str, load_splits):
 
 
 def make_optimizer(config) -> keras.optimizers.Optimizer:
-    """The optimizer of a `TrainConfig`, clipping gradients by their global norm."""
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    return optimizers[config.optimizer](learning_rate=config.learning_rate, global_clipnorm=config.global_clipnorm)
+    """The optimizer of a `TrainConfig`: clipping gradients by their global norm (fixed or
+    adaptive) and skipping steps with a non-finite gradient (`apps.clipping`)."""
+    clipping = config.clipping
+    if clipping == "global_norm" and not config.global_clipnorm:
+        clipping = "none"
+    try:
+        return OPTIMIZERS[config.optimizer](
+            learning_rate=config.learning_rate, clipping=clipping, clip_threshold=config.global_clipnorm,
+            clip_decay=config.clip_decay, clip_warmup=config.clip_warmup, clip_multiplier=config.clip_multiplier)
+    except ValueError as e:
+        raise ConfigError(f"train: {e}") from None
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -114,6 +123,7 @@ def fit_run(
     model holds the best epoch's weights. Returns the epoch training started from."""
     first = FirstEpoch()
     all_callbacks = [
+        GradientStatistics(),  # first: the loggers after it see grad_norm
         keras.callbacks.BackupAndRestore(str(run.backup)),
         KeepBest(run.best, monitor, mode, run.history),
         keras.callbacks.CSVLogger(str(run.history), append=True),
