@@ -329,12 +329,12 @@ def train(config: SentimentConfig, out, strategy: str = "default", callbacks=())
     config, assets = prepare(config, splits)
     datasets = {name: make_dataset(splits[name], assets, config, training=name == "train")
                 for name in ("train", "dev", "test")}  # checks every label before the run starts
+    with make_strategy(strategy).scope():  # a bad model or optimizer setting fails before the run exists
+        model = build_model(config, len(assets.vocab))
+        compile_model(model, config)
     run = RunDir(out)
     run.start(config)
     assets.save(run.assets)
-    with make_strategy(strategy).scope():
-        model = build_model(config, len(assets.vocab))
-        compile_model(model, config)
     fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, callbacks=callbacks)
     loss, accuracy = model.evaluate(datasets["test"], verbose=0)
     metrics = {"accuracy": float(accuracy), "loss": float(loss), "examples": len(splits["test"])}

@@ -442,12 +442,12 @@ def train(config: TranslationConfig, out, strategy: str = "default", callbacks=(
     config = replace(config, **{"data.splits": origin})
     config, assets = prepare(config, splits)
     datasets = {name: make_dataset(splits[name], assets, config, training=name == "train") for name in ("train", "dev")}
+    with make_strategy(strategy).scope():  # a bad model or optimizer setting fails before the run exists
+        model = build_model(config)
+        compile_model(model, config)
     run = RunDir(out)
     run.start(config)
     assets.save(run.assets)
-    with make_strategy(strategy).scope():
-        model = build_model(config)
-        compile_model(model, config)
     fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, monitor="val_loss", mode="min",
             callbacks=callbacks)
     plot_history(run, metrics=("loss",))

@@ -114,6 +114,10 @@ def _write(directory, files):
          "test.tsv:1: label 'neutral' never appears in train"),
         ({"train.tsv": b"good\tpos\nbad \xe9\tneg\n"}, [], "train.tsv:2: not valid UTF-8"),
         ({"train.tsv": b"good\tpos\nbad\tneg\n"}, ["--set", "model.unitz=3"], "unknown config key 'model.unitz'"),
+        (None, ["--set", "regularization.dropout_mode=naive", "--set", "regularization.recurrent_dropout=0.2"],
+         "regularization.recurrent_dropout must be 0 with dropout_mode=naive"),
+        (None, ["--set", "regularization.weight_dropout=1.5"], "regularization.weight_dropout must be in [0, 1)"),
+        (None, ["--set", "train.clip_decay=1.0"], "train: clip_decay must be in (0, 1)"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_leaves_no_run(tmp_path, capsys, files, args, message):
