@@ -60,7 +60,8 @@ class RecurrentStack(keras.layers.Layer):
             samples its own masks).
         seed: seed of the masks; layer i's forward direction uses seed + 2i, backward seed + 2i + 1.
 
-    Call arguments: inputs (batch, time, features), mask (batch, time), training.
+    Call arguments: inputs (batch, time, features), mask (batch, time), training,
+        initial_state (optional: every layer's states, flattened as `return_state` returns them).
     Returns: (batch, [time,] last_units * directions), then the states if `return_state`.
     Masking: the mask reaches every layer; the output keeps it when `return_sequences`.
 
@@ -118,10 +119,12 @@ class RecurrentStack(keras.layers.Layer):
             shape = tuple(out[0] if self.return_state else out)
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, initial_state=None):
         x, states = inputs, []
-        for layer in self.recurrent_layers:
-            out = layer(x, mask=mask, training=training)
+        per_layer = self.num_states // len(self.recurrent_layers)
+        for i, layer in enumerate(self.recurrent_layers):
+            start = None if initial_state is None else list(initial_state[i * per_layer:(i + 1) * per_layer])
+            out = layer(x, mask=mask, training=training, initial_state=start)
             if self.return_state:
                 x, *layer_states = out
                 states.extend(layer_states)

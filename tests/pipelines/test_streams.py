@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from pipelines.errors import DataError
+from pipelines.streams import stream_layout
+
+
+def test_rows_continue_documents_and_reset_at_their_starts():
+    docs = [list(range(1, 8)), [20, 21, 22], [30, 31, 32, 33, 34]]  # 7, 3 and 5 tokens
+    s = stream_layout(docs, batch_size=2, steps=3, targets=[[d + 100 for d in doc] for doc in docs])
+    assert s.inputs.shape == (3, 2, 3)
+    # Each row read across batches is whole documents, one after another, each padded to chunks.
+    for row in range(2):
+        stream = s.inputs[:, row].reshape(-1)
+        starts = np.flatnonzero(s.reset[:, row])
+        pieces = [stream[a * 3:b * 3] for a, b in zip(starts, list(starts[1:]) + [len(s.reset)])]
+        for piece in pieces:
+            real = piece[piece != 0].tolist()
+            assert real in docs or real == []
+    np.testing.assert_array_equal(s.targets[s.weights == 1], s.inputs[s.weights == 1] + 100)
+    assert (s.inputs[s.weights == 0] == 0).all()
+    assert s.reset[0].all()  # every epoch starts with a reset in every row
+    assert sorted(s.inputs[s.weights == 1].tolist()) == sorted(sum(docs, []))  # nothing lost or doubled
+    assert s.padding_fraction == pytest.approx(1 - 15 / 18)
+
+
+def test_dataset_batches_and_bad_documents():
+    s = stream_layout([[1, 2, 3, 4]] * 5, batch_size=2, steps=2, seed=0)
+    batches = list(s.dataset())
+    assert len(batches) == len(s.inputs) and batches[0][0]["tokens"].shape == (2, 2)
+    with pytest.raises(DataError, match="document 1: ids must be positive"):
+        stream_layout([[1, 2], [0, 3]], batch_size=1, steps=2)
+    with pytest.raises(DataError, match="document 0: 2 inputs but 1 targets"):
+        stream_layout([[1, 2]], batch_size=1, steps=2, targets=[[1]])
+    with pytest.raises(DataError, match="no document has any token"):
+        stream_layout([[]], batch_size=1, steps=2)
