@@ -1,0 +1,133 @@
+"""Dropout and recurrent batch normalization on a character language model.
+
+The same model (embedding 64 -> one recurrent layer -> softmax over characters), trained with
+truncated BPTT (`pipelines.streams` + `layers.CarriedState`) for the same number of updates,
+with no dropout, naive dropout (Zaremba et al.: a new mask per step on inputs and outputs),
+variational dropout (Gal & Ghahramani: one mask per sequence on inputs, outputs and the
+recurrent state) and DropConnect (AWD-LSTM: the recurrent matrix), each with `lstm` and
+`bn_lstm`. Prints validation bits per character (held-out documents, state carried as in
+training) and training speed as a ratio to `lstm` without dropout, measured in the same run
+(each variant in its own process).
+
+    python -m benchmarks.regularization [--text FILE] [--updates 600] [--units 256]
+
+Without `--text` it uses the built-in corpus (Python's standard-library documentation,
+`pipelines.char_corpus`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from benchmarks.common import run_variant
+
+DROPOUT = {
+    "none": {},
+    "naive": {"dropout": 0.25, "output_dropout": 0.25, "dropout_mode": "naive"},
+    "variational": {"dropout": 0.25, "recurrent_dropout": 0.25, "output_dropout": 0.25},
+    "dropconnect": {"dropout": 0.25, "output_dropout": 0.25, "weight_dropout": 0.5},
+}
+CELLS = ("lstm", "bn_lstm")
+REFERENCE = "lstm/none"
+
+
+def _corpus(text_path: str | None, bptt: int, batch: int):
+    from pipelines.char_corpus import builtin_documents, char_vocabulary, encode_documents, read_documents
+    from pipelines.streams import stream_layout
+
+    documents = read_documents(text_path) if text_path else builtin_documents()
+    cut = max(1, len(documents) // 10)
+    train_docs, val_docs = documents[cut:], documents[:cut]
+    vocab = char_vocabulary(train_docs, min_count=5)
+
+    def layout(docs, seed):
+        ids = [d for d in encode_documents(docs, vocab) if len(d) > 1]
+        return stream_layout([d[:-1] for d in ids], batch, bptt, targets=[d[1:] for d in ids], seed=seed)
+
+    return vocab, layout(train_docs, 0), layout(val_docs, None)
+
+
+def _child(variant: str, args) -> dict:
+    import keras
+    import numpy as np
+
+    from layers.carried_state import CarriedState
+    from layers.recurrent_stack import RecurrentStack
+
+    keras.utils.set_random_seed(0)
+    cell, dropout = variant.split("/")
+    vocab, train, val = _corpus(args.text, args.bptt, args.batch)
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    reset = keras.Input((), dtype="bool", name="reset")
+    x = keras.layers.Embedding(len(vocab), 64, mask_zero=True)(tokens)
+    options = {"max_steps": args.bptt} if cell == "bn_lstm" else {}
+    stack = RecurrentStack(cell, [args.units], return_sequences=True, return_state=True, cell_options=options,
+                           seed=0, **DROPOUT[dropout])
+    x = CarriedState(stack, args.batch)(x, reset)
+    model = keras.Model({"tokens": tokens, "reset": reset}, keras.layers.Dense(len(vocab))(x))
+    model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            times.append(time.perf_counter())
+
+    model.fit(train.dataset().repeat(), steps_per_epoch=args.updates, epochs=1, verbose=0, callbacks=[Clock()])
+    warm = 10  # compilation and warm-up
+    tokens_per_batch = float(train.weights.mean()) * args.batch * args.bptt
+    speed = tokens_per_batch * (len(times) - 1 - warm) / (times[-1] - times[warm])
+
+    total, nats = 0.0, 0.0
+    for k in range(len(val.inputs)):
+        logits = np.asarray(model({"tokens": val.inputs[k], "reset": val.reset[k]}, training=False), np.float64)
+        logits -= logits.max(-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        picked = np.take_along_axis(log_probs, val.targets[k][..., None], -1)[..., 0]
+        nats -= (picked * val.weights[k]).sum()
+        total += val.weights[k].sum()
+    return {"bpc": nats / total / math.log(2), "tokens_per_second": speed,
+            "train_chars": int(train.weights.sum()), "val_chars": int(total), "vocab": len(vocab)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text", help="a UTF-8 text file (paragraphs are documents); default: built-in corpus")
+    parser.add_argument("--updates", type=int, default=600, help="training steps per variant")
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--bptt", type=int, default=64, help="truncated BPTT length (characters)")
+    parser.add_argument("--variants", nargs="*", default=[f"{c}/{d}" for c in CELLS for d in DROPOUT])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    shared = ["--updates", str(args.updates), "--units", str(args.units), "--batch", str(args.batch),
+              "--bptt", str(args.bptt)] + (["--text", args.text] if args.text else [])
+    if args.child:
+        print(json.dumps(_child(args.child, args)))
+        return
+    results = {}
+    for variant in args.variants:
+        results[variant] = run_variant("benchmarks.regularization", variant, shared)
+        print(f"  {variant}: {results[variant]}", file=sys.stderr, flush=True)
+    first = next(r for r in results.values() if "error" not in r)
+    print(f"\n{args.updates} updates of batch {args.batch} x {args.bptt} characters, hidden {args.units}; "
+          f"{first['train_chars']} training / {first['val_chars']} validation characters, {first['vocab']} symbols\n")
+    reference = results.get(REFERENCE, {}).get("tokens_per_second", float("nan"))
+    print("| cell | dropout | val BPC | train chars/s | speed vs lstm/none |")
+    print("|---|---|---|---|---|")
+    for variant, r in results.items():
+        cell, dropout = variant.split("/")
+        if "error" in r:
+            print(f"| {cell} | {dropout} | failed: {r['error']} | | |")
+            continue
+        print(f"| {cell} | {dropout} | {r['bpc']:.3f} | {r['tokens_per_second']:.0f} | "
+              f"{r['tokens_per_second'] / reference:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
