@@ -26,8 +26,9 @@ class CarriedState(keras.layers.Layer):
     `batch_size` rows (`pipelines.streams` makes them so). They carry through training and
     evaluation alike; a stream's first chunk resets them. `reset_states()` zeros them.
 
-    Call arguments: inputs (batch_size, steps, features), reset (batch_size,) bool, mask,
-    training. Returns: the stack's sequence output (batch_size, steps, units).
+    Call arguments: inputs (batch_size, steps, features), reset (batch_size,) bool,
+    inputs_mask (batch_size, steps) (Keras fills it from the inputs' mask, as it names the
+    mask of each of several tensor arguments), training. Returns: the stack's sequence output (batch_size, steps, units).
 
     Example:
     >>> stack = RecurrentStack("gru", [4], return_sequences=True, return_state=True)
@@ -53,13 +54,13 @@ class CarriedState(keras.layers.Layer):
         self.carried = [self.add_weight(shape=(self.batch_size, s[-1]), initializer="zeros", trainable=False,
                                         name=f"carried_state_{i}") for i, s in enumerate(state_shapes)]
 
-    def call(self, inputs, reset, mask=None, training=None):
+    def call(self, inputs, reset, inputs_mask=None, training=None):
         if inputs.shape[0] is not None and inputs.shape[0] != self.batch_size:
             raise ValueError(f"CarriedState was built for batches of {self.batch_size} rows (one per stream), "
                              f"received {inputs.shape[0]}")
         keep = 1.0 - ops.cast(ops.reshape(reset, (-1, 1)), self.carried[0].dtype)
         initial = [ops.convert_to_tensor(state) * keep for state in self.carried]
-        outputs, *states = self.stack(inputs, mask=mask, training=training, initial_state=initial)
+        outputs, *states = self.stack(inputs, mask=inputs_mask, training=training, initial_state=initial)
         for variable, state in zip(self.carried, states):
             variable.assign(ops.stop_gradient(state))
         return outputs
@@ -68,12 +69,12 @@ class CarriedState(keras.layers.Layer):
         for variable in self.carried:
             variable.assign(ops.zeros_like(variable))
 
-    def compute_output_spec(self, inputs, reset, mask=None, training=None):
+    def compute_output_spec(self, inputs, reset, inputs_mask=None, training=None):
         units = self.stack.units[-1]
         return keras.KerasTensor((inputs.shape[0], inputs.shape[1], units), dtype=self.compute_dtype)
 
-    def compute_mask(self, inputs, reset=None, mask=None):
-        return mask
+    def compute_mask(self, inputs, previous_mask=None):
+        return previous_mask
 
     def get_config(self):
         return {**super().get_config(), "stack": keras.saving.serialize_keras_object(self.stack),

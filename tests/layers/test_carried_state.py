@@ -19,13 +19,24 @@ def test_chunks_with_carried_state_equal_the_whole_sequence():
     mask[1, 7:] = False  # row 1's document ends inside the last chunk
     whole = np.asarray(stack(x, mask=mask)[0])
     starts = np.array([True, True])
-    chunks = [np.asarray(carried(x[:, t:t + 3], starts if t == 0 else ~starts, mask=mask[:, t:t + 3]))
+    chunks = [np.asarray(carried(x[:, t:t + 3], starts if t == 0 else ~starts, inputs_mask=mask[:, t:t + 3]))
               for t in range(0, 9, 3)]
     np.testing.assert_allclose(np.concatenate(chunks, axis=1), whole, atol=1e-5)
     # a reset row starts again from zeros; the other keeps going
-    again = np.asarray(carried(x[:, :3], np.array([True, False]), mask=mask[:, :3]))
+    again = np.asarray(carried(x[:, :3], np.array([True, False]), inputs_mask=mask[:, :3]))
     np.testing.assert_allclose(again[0], whole[0, :3], atol=1e-5)
     assert not np.allclose(again[1], whole[1, :3], atol=1e-3)
+
+
+def test_padding_from_the_embedding_mask_carries_the_state_through():
+    model = tbptt_model(2)
+    carried = next(layer for layer in model.layers if isinstance(layer, CarriedState))
+    padded = np.array([[3, 4, 5, 0, 0], [3, 4, 5, 6, 7]])
+    model({"tokens": padded, "reset": np.array([True, True])})
+    after_padding = carried.carried[0].numpy()
+    model({"tokens": padded[:, :3], "reset": np.array([True, True])})
+    np.testing.assert_allclose(after_padding[0], carried.carried[0].numpy()[0], atol=1e-6)  # pads skipped
+    assert not np.allclose(after_padding[1], carried.carried[0].numpy()[1], atol=1e-4)
 
 
 def test_refuses_bidirectional_stacks_and_wrong_batch_sizes():
