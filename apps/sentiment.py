@@ -268,11 +268,13 @@ def stream_step_function(model: keras.Model, config: SentimentConfig):
     -> {"probabilities", *states}`, and the state names and sizes (all states start at 0).
 
     After the tokens of a text, the probabilities equal the model's on the whole text. Returns
-    (None, {}) for a bidirectional model, whose backward direction needs the whole sequence.
+    (None, why) where streaming is not available.
     """
     m = config.model
     if m.bidirectional:
-        return None, {}
+        return None, "not available: a bidirectional model needs the whole sequence"
+    if getattr(cells.CELLS[m.cell][0], "collects_statistics", False):
+        return None, f"not available: {m.cell} normalises with statistics per timestep, not carried in its state"
     embedding, dense = model.get_layer("embedding"), model.get_layer("logits")
     layer_cells = [layer.cell for layer in model.get_layer("recurrent").recurrent_layers]
     sizes = {}
@@ -395,6 +397,8 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
     rows = [encode_text(t, ids_map, OOV_ID, config.data.lowercase, max_length) for t in samples]
     ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
     stream_step, state_sizes = stream_step_function(model, config)
+    streaming_unavailable = state_sizes if stream_step is None else None
+    state_sizes = {} if stream_step is None else state_sizes
 
     def stream_signature(batch=None):
         return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
@@ -440,8 +444,7 @@ def export(run_dir, out_dir, formats: list[str]) -> dict:
         "tflite_input_shape": [1, max_length],
         "streaming": ({"savedmodel_signature": "stream_step", "tflite": "stream_step.tflite",
                        "inputs": "token_ids (batch,) and every state, all states starting at 0",
-                       "states": state_sizes} if stream_step is not None
-                      else "not available: a bidirectional model needs the whole sequence"),
+                       "states": state_sizes} if stream_step is not None else streaming_unavailable),
     })
     write_report(out / "parity.json", report)
     return report

@@ -52,7 +52,7 @@ class BatchNormLSTMCell(LSTMCell):
 
     Example:
     >>> from layers.recurrent import Recurrent
-    >>> Recurrent(BatchNormLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(Recurrent(BatchNormLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

@@ -33,7 +33,7 @@ class CarriedState(keras.layers.Layer):
     Example:
     >>> stack = RecurrentStack("gru", [4], return_sequences=True, return_state=True)
     >>> carried = CarriedState(stack, batch_size=2)
-    >>> carried(keras.ops.ones((2, 3, 5)), keras.ops.array([True, False])).shape
+    >>> tuple(carried(keras.ops.ones((2, 3, 5)), keras.ops.array([True, False])).shape)
     (2, 3, 4)
     """
 

@@ -22,7 +22,7 @@ class CIFGLSTMCell(LSTMCell):
     Args, call arguments, returns and masking as `LSTMCell`.
 
     Example:
-    >>> keras.layers.RNN(CIFGLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(keras.layers.RNN(CIFGLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

@@ -30,7 +30,7 @@ class ElmanCell(RecurrentCell):
 
     Example:
     >>> rnn = keras.layers.RNN(ElmanCell(3))
-    >>> rnn(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(rnn(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

@@ -22,7 +22,7 @@ class DropoutEmbedding(keras.layers.Embedding):
     Args: as `keras.layers.Embedding`, plus `embedding_dropout` (rate) and `seed`.
 
     Example:
-    >>> DropoutEmbedding(10, 4, embedding_dropout=0.1)(keras.ops.ones((2, 5), "int32")).shape
+    >>> tuple(DropoutEmbedding(10, 4, embedding_dropout=0.1)(keras.ops.ones((2, 5), "int32")).shape)
     (2, 5, 4)
     """
 

@@ -33,7 +33,7 @@ class FusedLSTM(_Fused, keras.layers.LSTM):
     and `seed` of `SequenceDropout` (`recurrent_dropout` is refused: it would leave cuDNN).
 
     Example:
-    >>> FusedLSTM(3, weight_dropout=0.5)(keras.ops.ones((2, 5, 4)), training=True).shape
+    >>> tuple(FusedLSTM(3, weight_dropout=0.5)(keras.ops.ones((2, 5, 4)), training=True).shape)
     (2, 3)
     """
 

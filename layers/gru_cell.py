@@ -34,7 +34,7 @@ class GRUCell(RecurrentCell):
     Returns: (h, [h]). Masking: handled by the wrapping RNN; the cell never sees it.
 
     Example:
-    >>> keras.layers.RNN(GRUCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(keras.layers.RNN(GRUCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

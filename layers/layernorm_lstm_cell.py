@@ -35,7 +35,7 @@ class LayerNormLSTMCell(LSTMCell):
     Args, call arguments, returns and masking as `LSTMCell`.
 
     Example:
-    >>> keras.layers.RNN(LayerNormLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(keras.layers.RNN(LayerNormLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

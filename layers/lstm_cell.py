@@ -28,7 +28,7 @@ class LSTMCell(RecurrentCell):
     Returns: (h, [h, c]). Masking: handled by the wrapping RNN; the cell never sees it.
 
     Example:
-    >>> keras.layers.RNN(LSTMCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(keras.layers.RNN(LSTMCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

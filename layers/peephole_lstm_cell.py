@@ -23,7 +23,7 @@ class PeepholeLSTMCell(LSTMCell):
     `peephole_kernel` (3, units), rows [p_i, p_f, p_o], start at zero.
 
     Example:
-    >>> keras.layers.RNN(PeepholeLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(keras.layers.RNN(PeepholeLSTMCell(3))(keras.ops.ones((2, 5, 4))).shape)
     (2, 3)
     """
 

@@ -34,7 +34,7 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
 
     Example:
     >>> from layers.lstm_cell import LSTMCell
-    >>> Recurrent(LSTMCell(3), return_sequences=True)(keras.ops.ones((2, 5, 4))).shape
+    >>> tuple(Recurrent(LSTMCell(3), return_sequences=True)(keras.ops.ones((2, 5, 4))).shape)
     (2, 5, 3)
     """
 

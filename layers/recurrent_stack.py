@@ -66,7 +66,7 @@ class RecurrentStack(keras.layers.Layer):
     Masking: the mask reaches every layer; the output keeps it when `return_sequences`.
 
     Example:
-    >>> RecurrentStack("gru", [8, 4], bidirectional=True)(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(RecurrentStack("gru", [8, 4], bidirectional=True)(keras.ops.ones((2, 5, 3))).shape)
     (2, 8)
     """
 

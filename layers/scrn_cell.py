@@ -30,7 +30,7 @@ class SCRNCell(RecurrentCell):
     Masking: handled by the wrapping RNN; the cell never sees it.
 
     Example:
-    >>> keras.layers.RNN(SCRNCell(4, context_units=2))(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(keras.layers.RNN(SCRNCell(4, context_units=2))(keras.ops.ones((2, 5, 3))).shape)
     (2, 6)
     """
 

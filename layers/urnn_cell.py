@@ -57,7 +57,7 @@ class URNNCell(RecurrentCell):
     Masking: handled by the wrapping RNN; the cell never sees it.
 
     Example:
-    >>> keras.layers.RNN(URNNCell(4))(keras.ops.ones((2, 5, 3))).shape
+    >>> tuple(keras.layers.RNN(URNNCell(4))(keras.ops.ones((2, 5, 3))).shape)
     (2, 8)
     """
 

@@ -81,8 +81,8 @@ def pad_and_bucket(batch_size: int, boundaries: Sequence[int] | None = None) -> 
     Example:
     >>> ds = tf.data.Dataset.from_tensor_slices(tf.ragged.constant([[3], [4, 5], [6, 7, 8]]))
     >>> ds = ds.map(lambda x: (x, 0))
-    >>> [x.shape[1] for x, _ in ds.apply(pad_and_bucket(2, boundaries=[2]))]
-    [1, 3]
+    >>> [x.shape[1] for x, _ in ds.apply(pad_and_bucket(2, boundaries=[2]))]  # full bucket first
+    [3, 1]
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, received batch_size={batch_size}")
