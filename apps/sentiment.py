@@ -103,14 +103,14 @@ def build_model(config: SentimentConfig, vocab_size: int) -> keras.Model:
     if m.num_layers < 1:
         raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    reg = config.regularization
+    reg = config.regularization  # each masked layer gets its own seed: one seed draws related masks
     x = DropoutEmbedding(vocab_size, m.embedding_dim, mask_zero=True, embedding_dropout=reg.embedding_dropout,
-                         seed=config.seed, name="embedding")(token_ids)
+                         seed=config.seed + 1, name="embedding")(token_ids)
     # `last` pooling is the recurrent stack's own final output, which skips padding and, when
     # bidirectional, joins both directions' final states.
     x = RecurrentStack(m.cell, [m.units] * m.num_layers, bidirectional=m.bidirectional,
                        return_sequences=m.pooling != "last", prefer_fused=True,
-                       cell_options=fusable_options(m.cell), seed=config.seed, **reg.stack_options(),
+                       cell_options=fusable_options(m.cell), seed=config.seed + 2, **reg.stack_options(),
                        name="recurrent")(x)
     if m.pooling != "last":
         x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)

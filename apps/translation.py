@@ -133,11 +133,11 @@ def build_model(config: TranslationConfig) -> keras.Model:
         raise ConfigError("model.source_vocab_size and model.target_vocab_size are resolved from the data")
     source_ids = keras.Input((None,), dtype="int32", name="source_ids")
     target_in = keras.Input((None,), dtype="int32", name="target_in")
-    reg = config.regularization
+    reg = config.regularization  # each masked layer gets its own seed: one seed draws related masks
     x = DropoutEmbedding(m.source_vocab_size, m.embedding_dim, mask_zero=True, embedding_dropout=reg.embedding_dropout,
-                         seed=config.seed, name="source_embedding")(source_ids)
+                         seed=config.seed + 1, name="source_embedding")(source_ids)
     memory = RecurrentStack(m.encoder_cell, [m.units], bidirectional=True, return_sequences=True, prefer_fused=True,
-                            cell_options=fusable_options(m.encoder_cell), seed=config.seed, **reg.stack_options(),
+                            cell_options=fusable_options(m.encoder_cell), seed=config.seed + 2, **reg.stack_options(),
                             name="encoder")(x)  # (batch, src, 2u)
     memory_mask = ops.not_equal(source_ids, PAD_ID)
     summary = MaskedPooling("mean", name="memory_mean")(memory, mask=memory_mask)
