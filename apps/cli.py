@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -253,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         known = type(e).__name__ in ("DataError", "ConfigError", "UsageError", "ExportError")
-        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).strip().splitlines()]
+        lines = [line for line in lines if line] or [type(e).__name__]
+        # Keras wraps an error raised in a layer: "Exception encountered when calling X.call().
+        # <the error> Arguments received by X.call(): ...": keep the error.
+        wrapped = [i for i, line in enumerate(lines) if line.startswith("Arguments received by")]
+        if wrapped and wrapped[0] > 0:
+            lines = lines[:wrapped[0]]
         # Our errors lead with what is wrong; TensorFlow's end with it.
         message = lines[0] if known else lines[-1]
         print(f"rnnapps: error: {message if known else f'{type(e).__name__}: {message}'}", file=sys.stderr)

@@ -273,7 +273,7 @@ def stream_step_function(model: keras.Model, config: SentimentConfig):
     m = config.model
     if m.bidirectional:
         return None, "not available: a bidirectional model needs the whole sequence"
-    if getattr(cells.CELLS[m.cell][0], "collects_statistics", False):
+    if m.cell not in cells.step_names():
         return None, f"not available: {m.cell} normalises with statistics per timestep, not carried in its state"
     embedding, dense = model.get_layer("embedding"), model.get_layer("logits")
     layer_cells = [layer.cell for layer in model.get_layer("recurrent").recurrent_layers]

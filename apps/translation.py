@@ -65,7 +65,7 @@ class ModelConfig:
     embedding_dim: int = 64
     units: int = 64  # encoder units per direction; the decoder has 2 * units
     encoder_cell: str = choice("lstm", cells.names())
-    decoder_cell: str = choice("lstm", cells.names())
+    decoder_cell: str = choice("lstm", cells.step_names())  # the decoder runs one step at a time
     attention: str = choice("bahdanau", ATTENTIONS)
     attention_units: int = 64
     input_feeding: bool = True

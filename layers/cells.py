@@ -46,6 +46,12 @@ def names() -> list[str]:
     return list(CELLS)
 
 
+def step_names() -> list[str]:
+    """Cells that can also run one step at a time outside `layers.Recurrent` (in a decoder's
+    own loop or a streaming step): all but those keeping statistics per timestep (bn_lstm)."""
+    return [n for n in CELLS if not getattr(CELLS[n][0], "collects_statistics", False)]
+
+
 def get(name: str, units: int, **options) -> keras.layers.Layer:
     """A new cell `name` with `units` and the cell's own options."""
     if name not in CELLS:

@@ -31,6 +31,7 @@ class RecurrentCell(keras.layers.Layer):
 
     projection_blocks = 1  # projection_size = projection_blocks * units unless overridden
     projection_bias = True  # whether project_inputs adds a bias
+    has_recurrent_kernel = True  # a `recurrent_kernel` weight (h_{t-1} -> gates) that DropConnect can drop
 
     def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer=None, **kwargs):

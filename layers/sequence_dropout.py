@@ -75,6 +75,8 @@ class SequenceDropout:
         if dropout_mode == "naive" and self.state_dropout:
             raise ValueError("naive dropout acts on non-recurrent connections only: recurrent_dropout must be 0 "
                              f"with dropout_mode='naive' (received {recurrent_dropout}); use 'variational'")
+        if self.weight_dropout and not getattr(self.cell, "has_recurrent_kernel", True):
+            raise ValueError(f"weight_dropout needs a cell with a recurrent_kernel; {type(self.cell).__name__} has none")
         self.dropout_seed = seed
         if self.input_dropout or self.state_dropout or self.output_dropout or self.weight_dropout:
             self.dropout_seed_generator = keras.random.SeedGenerator(seed)

@@ -61,6 +61,8 @@ class URNNCell(RecurrentCell):
     (2, 8)
     """
 
+    has_recurrent_kernel = False  # W is a product of unitary factors, not a matrix weight
+
     projection_blocks = 2
     projection_bias = False  # the bias of the uRNN is modReLU's
 
