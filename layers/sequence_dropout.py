@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 MODES = ("variational", "naive")
@@ -27,9 +28,22 @@ def check_rate(name: str, rate: float) -> float:
     return float(rate)
 
 
-def dropout_mask(shape, rate: float, seed):
-    """A mask of `shape` with entries 0 (probability `rate`) or 1 / (1 - rate)."""
-    return keras.random.dropout(ops.ones(shape), rate, seed=seed)
+def dropout_mask(shape, rate: float, seed: keras.random.SeedGenerator):
+    """A mask of `shape` with entries 0 (probability `rate`) or 1 / (1 - rate).
+
+    Drawn with TensorFlow's Philox generator: under XLA on a CPU, the default algorithm that
+    `keras.random.dropout` uses ("auto_select") is about 70x slower (95 ms against 1.4 ms for
+    400,000 numbers), which made per-step masks 4x slower than the whole training step.
+    """
+    state = seed.next()  # advances the generator: every call draws a new mask
+    state = tf.cast(tf.math.floormod(state, tf.int32.max - 1), tf.int32)  # as keras.random does for XLA
+    keep = tf.random.stateless_uniform(shape, seed=state, alg="philox") >= rate
+    return tf.cast(keep, keras.backend.floatx()) / (1.0 - rate)
+
+
+def dropout(x, rate: float, seed: keras.random.SeedGenerator):
+    """Inverted dropout of every entry of `x` (a new draw per entry)."""
+    return x * ops.cast(dropout_mask(ops.shape(x), rate, seed), x.dtype)
 
 
 @contextlib.contextmanager
@@ -102,7 +116,7 @@ class SequenceDropout:
             mask = dropout_mask((ops.shape(sequences)[0], sequences.shape[-1]), self.input_dropout,
                                 self.dropout_seed_generator)
             return sequences * mask[:, None, :]
-        return keras.random.dropout(sequences, self.input_dropout, seed=self.dropout_seed_generator)
+        return dropout(sequences, self.input_dropout, self.dropout_seed_generator)
 
     def state_mask(self, state, training):
         """The mask of h_{t-1} (batch, state width), or None."""
@@ -118,8 +132,7 @@ class SequenceDropout:
             mask = dropout_mask(ops.shape(last_output), self.output_dropout, self.dropout_seed_generator)
             return last_output * mask, outputs * mask[:, None, :]
         seed = self.dropout_seed_generator
-        return (keras.random.dropout(last_output, self.output_dropout, seed=seed),
-                keras.random.dropout(outputs, self.output_dropout, seed=seed))
+        return dropout(last_output, self.output_dropout, seed), dropout(outputs, self.output_dropout, seed)
 
     def dropped_weights(self, training):
         """A context in which the cell's `recurrent_kernel` is DropConnect-ed (one mask for the
@@ -129,8 +142,7 @@ class SequenceDropout:
         if not hasattr(self.cell, "recurrent_kernel"):
             raise ValueError(f"weight_dropout needs a cell with a recurrent_kernel; {type(self.cell).__name__} has none")
         kernel = self.cell.recurrent_kernel
-        dropped = keras.random.dropout(ops.convert_to_tensor(kernel), self.weight_dropout,
-                                       seed=self.dropout_seed_generator)
+        dropped = dropout(ops.convert_to_tensor(kernel), self.weight_dropout, self.dropout_seed_generator)
         return substituted(self.cell, "recurrent_kernel", dropped)
 
     def dropout_config(self) -> dict:

@@ -82,3 +82,26 @@ def test_tfds_imdb_reviews_through_mock_data(tmp_path):
     assert metrics["examples"] == 40
     assert (tmp_path / "run" / "assets" / "labels.txt").read_text().split() == ["neg", "pos"]
     assert "dev: 10% of train" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("cell, recurrent_dropout, implementation", [
+    ("lstm", 0.0, "layers.FusedLSTM (keras.layers.LSTM, fused on GPU)"),
+    ("lstm", 0.2, "layers.Recurrent(LSTMCell)"),
+    ("bn_lstm", 0.2, "layers.Recurrent(BatchNormLSTMCell)"),
+])
+def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, recurrent_dropout, implementation):
+    config = replace(SentimentConfig.smoke(), **{
+        "model.cell": cell, "regularization.embedding_dropout": 0.1, "regularization.input_dropout": 0.2,
+        "regularization.recurrent_dropout": recurrent_dropout, "regularization.output_dropout": 0.2,
+        "regularization.weight_dropout": 0.3, "train.clipping": "adaptive", "train.clip_warmup": 3})
+    sentiment.train(config, tmp_path / "run")
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert {"grad_norm", "clip_threshold", "skipped_steps"} <= set(history[0].split(","))
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert f"implementation: {implementation}" in saved and "weight_dropout: 0.3" in saved
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    stack = model.get_layer("recurrent")
+    assert stack.dropout_options["recurrent_dropout"] == recurrent_dropout
+    assert model.get_layer("embedding").embedding_dropout == 0.1
+    ids = np.array([[3, 4, 5, 0]])
+    np.testing.assert_array_equal(model(ids), model(ids))  # no dropout at inference
