@@ -55,6 +55,7 @@ def _child(variant: str, args) -> dict:
     import keras
     import numpy as np
 
+    from apps.clipping import ClippedAdam
     from layers.carried_state import CarriedState
     from layers.recurrent_stack import RecurrentStack
 
@@ -69,7 +70,7 @@ def _child(variant: str, args) -> dict:
                            seed=0, **DROPOUT[dropout])
     x = CarriedState(stack, args.batch)(x, reset)
     model = keras.Model({"tokens": tokens, "reset": reset}, keras.layers.Dense(len(vocab))(x))
-    model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+    model.compile(ClippedAdam(2e-3, clipping="global_norm", clip_threshold=1.0),  # skips non-finite steps
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
 
     times = []
@@ -92,6 +93,7 @@ def _child(variant: str, args) -> dict:
         nats -= (picked * val.weights[k]).sum()
         total += val.weights[k].sum()
     return {"bpc": nats / total / math.log(2), "tokens_per_second": speed,
+            "skipped_steps": int(model.optimizer.skipped_steps.numpy()),
             "train_chars": int(train.weights.sum()), "val_chars": int(total), "vocab": len(vocab)}
 
 
@@ -118,15 +120,15 @@ def main(argv=None) -> None:
     print(f"\n{args.updates} updates of batch {args.batch} x {args.bptt} characters, hidden {args.units}; "
           f"{first['train_chars']} training / {first['val_chars']} validation characters, {first['vocab']} symbols\n")
     reference = results.get(REFERENCE, {}).get("tokens_per_second", float("nan"))
-    print("| cell | dropout | val BPC | train chars/s | speed vs lstm/none |")
-    print("|---|---|---|---|---|")
+    print("| cell | dropout | val BPC | train chars/s | speed vs lstm/none | skipped steps |")
+    print("|---|---|---|---|---|---|")
     for variant, r in results.items():
         cell, dropout = variant.split("/")
         if "error" in r:
-            print(f"| {cell} | {dropout} | failed: {r['error']} | | |")
+            print(f"| {cell} | {dropout} | failed: {r['error']} | | | |")
             continue
         print(f"| {cell} | {dropout} | {r['bpc']:.3f} | {r['tokens_per_second']:.0f} | "
-              f"{r['tokens_per_second'] / reference:.2f}x |")
+              f"{r['tokens_per_second'] / reference:.2f}x | {r['skipped_steps']} |")
 
 
 if __name__ == "__main__":

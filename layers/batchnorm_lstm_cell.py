@@ -11,9 +11,6 @@ from layers import PACKAGE
 from layers.lstm_cell import LSTMCell
 from layers.recurrent_cell import split_blocks
 
-EPSILON = 1e-5
-
-
 def masked_moments(x, mask, axis):
     """Mean and (biased) variance of `x` over `axis`, counting only entries where `mask` is 1."""
     count = ops.maximum(ops.sum(mask, axis=axis), 1.0)
@@ -22,8 +19,8 @@ def masked_moments(x, mask, axis):
     return mean, variance, ops.sum(mask, axis=axis)
 
 
-def normalize(x, mean, variance, gamma, beta):
-    return (x - mean) / ops.sqrt(variance + EPSILON) * gamma + beta
+def normalize(x, mean, variance, gamma, beta, epsilon):
+    return (x - mean) / ops.sqrt(variance + epsilon) * gamma + beta
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -49,6 +46,11 @@ class BatchNormLSTMCell(LSTMCell):
         units, forget_bias, kernel_initializer, recurrent_initializer: as `LSTMCell`.
         max_steps: T_max, the number of timesteps with their own statistics.
         momentum: of the population statistics.  gamma_initial_value: initial gammas.
+        epsilon: added to variances. Each normalisation can scale a gradient by up to
+            1 / sqrt(epsilon) where a batch's values agree (few sequences left at a timestep),
+            and the recurrence compounds that over steps: Keras's BatchNormalization default
+            1e-3 keeps it at 32 per step (1e-5 overflowed float32 in a character LM whose last
+            batches had 2 sequences).
 
     Example:
     >>> from layers.recurrent import Recurrent
@@ -59,13 +61,16 @@ class BatchNormLSTMCell(LSTMCell):
     collects_statistics = True  # in training, steps also output what `update_statistics` needs
 
     def __init__(self, units: int, max_steps: int = 100, momentum: float = 0.99, gamma_initial_value: float = 0.1,
-                 **kwargs):
+                 epsilon: float = 1e-3, **kwargs):
         super().__init__(units, **kwargs)
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive integer, received max_steps={max_steps!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), received momentum={momentum!r}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, received epsilon={epsilon!r}")
         self.max_steps, self.momentum, self.gamma_initial_value = max_steps, momentum, gamma_initial_value
+        self.epsilon = epsilon
 
     def build_recurrent(self):
         super().build_recurrent()
@@ -95,7 +100,8 @@ class BatchNormLSTMCell(LSTMCell):
         else:
             mean, variance = self.population(name, positions)
         mean, variance = ops.expand_dims(mean, -2), ops.expand_dims(variance, -2)
-        return normalize(x, mean, variance, getattr(self, f"{name}_gamma"), getattr(self, f"{name}_beta"))
+        return normalize(x, mean, variance, getattr(self, f"{name}_gamma"), getattr(self, f"{name}_beta"),
+                         self.epsilon)
 
     def sequence_inputs(self, inputs, mask, training):
         """inputs (time, batch, features), mask (time, batch) or None -> (time, batch,
@@ -149,4 +155,4 @@ class BatchNormLSTMCell(LSTMCell):
 
     def get_config(self):
         return {**super().get_config(), "max_steps": self.max_steps, "momentum": self.momentum,
-                "gamma_initial_value": self.gamma_initial_value}
+                "gamma_initial_value": self.gamma_initial_value, "epsilon": self.epsilon}

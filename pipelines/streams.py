@@ -3,9 +3,11 @@
 Row i of every batch continues row i of the batch before, so a model that carries its state
 from one batch to the next (`layers.CarriedState`) sees each document as one sequence, cut into
 chunks of `steps`. A document starts at the beginning of a chunk, flagged by `reset`; its last
-chunk is padded (id 0, weight 0). Documents go to the row with the fewest chunks so far, and
-rows that run out early get empty (fully padded) chunks, so every batch is full and every
-epoch starts with a reset in every row.
+chunk is padded (id 0, weight 0). A document longer than a row's fair share (all chunks /
+batch_size) is cut into pieces of at most that share, each starting with a reset. Pieces go,
+longest first, to the row with the fewest chunks so far (LPT scheduling), so the rows end
+within one piece of each other; rows that run out early get empty (fully padded) chunks, so
+every batch is full and every epoch starts with a reset in every row.
 
 Example:
 >>> s = stream_layout([[5, 6, 7], [8, 9]], batch_size=2, steps=2)
@@ -48,28 +50,35 @@ def stream_layout(inputs: Sequence[Sequence[int]], batch_size: int, steps: int,
                   targets: Sequence[Sequence[int]] | None = None, seed: int | None = None) -> StreamLayout:
     """Lays documents (lists of ids > 0, with per-position `targets` of the same lengths;
     None: the inputs themselves) out as `batch_size` streams cut into chunks of `steps`.
-    `seed` shuffles the documents first (None: keep their order)."""
+    `seed` shuffles the order of the documents within each row (None: the given order)."""
     if batch_size < 1 or steps < 1:
         raise ValueError(f"batch_size and steps must be positive, received {batch_size} and {steps}")
     targets = inputs if targets is None else targets
     if len(targets) != len(inputs):
         raise DataError(f"{len(inputs)} input documents but {len(targets)} target documents")
-    order = np.arange(len(inputs))
-    if seed is not None:
-        np.random.default_rng(seed).shuffle(order)
-    rows: list[list[tuple[int, int]]] = [[] for _ in range(batch_size)]  # (document, chunk) per row
-    heap = [(0, row) for row in range(batch_size)]
-    for doc in order:
-        length = len(inputs[doc])
-        if length != len(targets[doc]):
-            raise DataError(f"document {doc}: {length} inputs but {len(targets[doc])} targets")
-        if length == 0:
-            continue
-        if min(inputs[doc]) <= 0:
+    for doc in range(len(inputs)):
+        if len(inputs[doc]) != len(targets[doc]):
+            raise DataError(f"document {doc}: {len(inputs[doc])} inputs but {len(targets[doc])} targets")
+        if len(inputs[doc]) and min(inputs[doc]) <= 0:
             raise DataError(f"document {doc}: ids must be positive (0 is padding)")
-        chunks, row = -(-length // steps), heapq.heappop(heap)[1]
-        rows[row].extend((int(doc), k) for k in range(chunks))
-        heapq.heappush(heap, (len(rows[row]), row))
+    chunk_counts = [-(-len(doc) // steps) for doc in inputs]
+    share = max(1, -(-sum(chunk_counts) // batch_size))
+    pieces = [(doc, first, min(share, chunk_counts[doc] - first))  # (document, first chunk, chunks)
+              for doc in range(len(inputs)) for first in range(0, chunk_counts[doc], share)]
+    # Longest first to the least loaded row: no row ends far behind the others.
+    row_pieces: list[list[tuple[int, int, int]]] = [[] for _ in range(batch_size)]
+    heap = [(0, row) for row in range(batch_size)]
+    for piece in sorted(pieces, key=lambda p: -p[2]):
+        load, row = heapq.heappop(heap)
+        row_pieces[row].append(piece)
+        heapq.heappush(heap, (load + piece[2], row))
+    rng = np.random.default_rng(seed) if seed is not None else None
+    rows: list[list[tuple[int, int, bool]]] = []  # (document, chunk, starts a piece) per row
+    for row in row_pieces:
+        row = sorted(row)
+        if rng is not None:
+            rng.shuffle(row)
+        rows.append([(doc, first + k, k == 0) for doc, first, count in row for k in range(count)])
     batches = max(len(r) for r in rows)
     if batches == 0:
         raise DataError("no document has any token")
@@ -77,11 +86,11 @@ def stream_layout(inputs: Sequence[Sequence[int]], batch_size: int, steps: int,
     x, y, w = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, np.float32)
     reset = np.ones((batches, batch_size), bool)
     for row, chunks in enumerate(rows):
-        for k, (doc, chunk) in enumerate(chunks):
+        for k, (doc, chunk, starts) in enumerate(chunks):
             part = slice(chunk * steps, (chunk + 1) * steps)
             values = np.asarray(inputs[doc][part])
             x[k, row, :len(values)] = values
             y[k, row, :len(values)] = np.asarray(targets[doc][part])
             w[k, row, :len(values)] = 1.0
-            reset[k, row] = chunk == 0
+            reset[k, row] = starts
     return StreamLayout(x, y, w, reset)

@@ -34,3 +34,20 @@ def test_dataset_batches_and_bad_documents():
         stream_layout([[1, 2]], batch_size=1, steps=2, targets=[[1]])
     with pytest.raises(DataError, match="no document has any token"):
         stream_layout([[]], batch_size=1, steps=2)
+
+
+def test_a_long_document_is_cut_into_pieces_and_rows_stay_balanced():
+    long_doc = list(range(1, 61))  # 20 chunks of 3
+    short = [[7, 7, 7]] * 20  # 20 chunks of 1
+    s = stream_layout([long_doc, *short], batch_size=4, steps=3)
+    assert len(s.inputs) == 10  # 40 chunks over 4 rows; without cutting, the long row would need 20
+    assert s.weights.sum(axis=(1, 2)).min() >= 3 * 3  # no batch is nearly empty
+    # the long document's pieces each start with a reset and, read in order, give it back whole
+    pieces = []
+    for row in range(4):
+        stream, resets = s.inputs[:, row], s.reset[:, row]
+        for k in np.flatnonzero(resets):
+            if stream[k][0] != 7 and stream[k][0] != 0:
+                end = next((j for j in range(k + 1, len(stream)) if resets[j]), len(stream))
+                pieces.append(stream[k:end].reshape(-1).tolist())
+    assert sorted(sum(pieces, [])) == long_doc and len(pieces) == 2
