@@ -115,21 +115,22 @@ class SequenceDropout:
         if self.variational:
             mask = dropout_mask((ops.shape(sequences)[0], sequences.shape[-1]), self.input_dropout,
                                 self.dropout_seed_generator)
-            return sequences * mask[:, None, :]
+            return sequences * ops.cast(mask, sequences.dtype)[:, None, :]
         return dropout(sequences, self.input_dropout, self.dropout_seed_generator)
 
     def state_mask(self, state, training):
         """The mask of h_{t-1} (batch, state width), or None."""
         if not (training and self.state_dropout):
             return None
-        return dropout_mask(ops.shape(state), self.state_dropout, self.dropout_seed_generator)
+        return ops.cast(dropout_mask(ops.shape(state), self.state_dropout, self.dropout_seed_generator), state.dtype)
 
     def drop_outputs(self, last_output, outputs, training):
         """Output dropout on the last output (batch, units) and the sequence (batch, time, units)."""
         if not (training and self.output_dropout):
             return last_output, outputs
         if self.variational:
-            mask = dropout_mask(ops.shape(last_output), self.output_dropout, self.dropout_seed_generator)
+            mask = ops.cast(dropout_mask(ops.shape(last_output), self.output_dropout, self.dropout_seed_generator),
+                            outputs.dtype)
             return last_output * mask, outputs * mask[:, None, :]
         seed = self.dropout_seed_generator
         return dropout(last_output, self.output_dropout, seed), dropout(outputs, self.output_dropout, seed)

@@ -126,3 +126,16 @@ def test_round_trip_bidirectional_stack_and_plain_rnn_refused(tmp_path):
     assert len(moving) == 12 and all(np.abs(w.numpy()).sum() > 0 for w in moving)  # training moved them
     with pytest.raises(ValueError, match="run it in layers.Recurrent"):
         keras.layers.RNN(cells.get("bn_lstm", 3))(np.ones((1, 2, 3)))
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_statistics_are_kept_per_position_in_either_direction(go_backwards):
+    """The first step a layer runs sees h = 0, so U h has zero variance there: that step is
+    position 0 going forwards and position T - 1 going backwards."""
+    steps = 4
+    rnn = Recurrent(cells.get("bn_lstm", 3, max_steps=steps), go_backwards=go_backwards)
+    rnn(np.random.default_rng(0).normal(size=(8, steps, 2)).astype("float32"), training=True)
+    variance = rnn.cell.recurrent_moving_variance.numpy()  # started at 1
+    first = steps - 1 if go_backwards else 0
+    np.testing.assert_allclose(variance[first], MOMENTUM, rtol=1e-6)  # moved towards a variance of 0
+    assert all(not np.allclose(variance[t], MOMENTUM) for t in range(steps) if t != first)
