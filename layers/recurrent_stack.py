@@ -121,7 +121,7 @@ class RecurrentStack(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, initial_state=None):
         x, states = inputs, []
-        per_layer = self.num_states // len(self.recurrent_layers)
+        per_layer = 0 if initial_state is None else self.num_states // len(self.recurrent_layers)
         for i, layer in enumerate(self.recurrent_layers):
             start = None if initial_state is None else list(initial_state[i * per_layer:(i + 1) * per_layer])
             out = layer(x, mask=mask, training=training, initial_state=start)
@@ -139,8 +139,9 @@ class RecurrentStack(keras.layers.Layer):
 
     @property
     def num_states(self) -> int:
-        per_layer = len(self.recurrent_layers[0].forward_layer.cell.state_size if self.bidirectional
-                        else self.recurrent_layers[0].cell.state_size)
+        sizes = (self.recurrent_layers[0].forward_layer.cell.state_size if self.bidirectional
+                 else self.recurrent_layers[0].cell.state_size)
+        per_layer = len(sizes) if isinstance(sizes, (list, tuple)) else 1  # Keras's GRUCell: an int
         return per_layer * len(self.units) * (2 if self.bidirectional else 1)
 
     def compute_output_shape(self, input_shape):

@@ -40,7 +40,9 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
     parity = json.loads((out / "parity.json").read_text())
     assert set(parity) == {"savedmodel", "onnx", "tflite", "tflite_int8"}
     int8 = parity.pop("tflite_int8")
-    assert int8["accuracy_change"] >= -0.02 and int8["bytes"] <= parity["tflite"]["bytes"]  # tiny weights stay float
+    # The smoke model's weights are below the quantizer's 1024-element minimum: they stay float,
+    # and the files differ by metadata only.
+    assert int8["accuracy_change"] >= -0.02 and int8["bytes"] <= parity["tflite"]["bytes"] + 1024
     assert "tflite_int8: accuracy" in printed
     for runtime, result in parity.items():
         assert max(result["max_abs_diff"].values()) < 1e-4, runtime

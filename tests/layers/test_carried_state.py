@@ -97,3 +97,14 @@ def test_carried_state_learns_what_reset_chunks_cannot():
     print(f"\nlater-chunk accuracy: carried state {scores[True]:.3f}, reset every chunk {scores[False]:.3f}")
     assert scores[True] > 0.95
     assert scores[False] < 0.65  # chance is 0.5: the bit is out of reach
+
+
+def test_fused_gru_stack_carries_its_single_state():
+    stack = RecurrentStack("gru", [4, 3], prefer_fused=True, cell_options={"reset_after": True},
+                           return_sequences=True, return_state=True)
+    assert stack.num_states == 2
+    carried = CarriedState(stack, batch_size=2)
+    x = np.random.default_rng(0).normal(size=(2, 6, 5)).astype("float32")
+    whole = np.asarray(stack(x)[0])
+    halves = [np.asarray(carried(x[:, :3], np.array([True, True]))), np.asarray(carried(x[:, 3:], np.array([False] * 2)))]
+    np.testing.assert_allclose(np.concatenate(halves, axis=1), whole, atol=1e-5)
