@@ -41,8 +41,12 @@ def _corpus(text_path: str | None, bptt: int, batch: int):
     from pipelines.streams import stream_layout
 
     documents = read_documents(text_path) if text_path else builtin_documents()
-    cut = max(1, len(documents) // 10)
-    train_docs, val_docs = documents[cut:], documents[:cut]
+    if len(documents) >= 10:  # a tenth of the documents for validation
+        cut = len(documents) // 10
+        train_docs, val_docs = documents[cut:], documents[:cut]
+    else:  # few documents: the last tenth of each
+        cuts = [len(d) * 9 // 10 for d in documents]
+        train_docs, val_docs = [d[:c] for d, c in zip(documents, cuts)], [d[c:] for d, c in zip(documents, cuts)]
     vocab = char_vocabulary(train_docs, min_count=5)
 
     def layout(docs, seed):
