@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
+from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
 from apps.training import evaluation_split, fit_run, log, make_optimizer, make_strategy, plot_history
 from export import ExportError
@@ -27,9 +28,7 @@ from export.runtimes import NUMERIC_SIGNATURE, load_runner, read_assets
 from export.savedmodel import export_savedmodel
 from export.tflite import export_tflite
 from layers import cells
-from layers.embedding_dropout import DropoutEmbedding
 from layers.masked_pooling import MaskedPooling
-from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
 from pipelines import synthetic_sentiment
 from pipelines.batching import bucket_boundaries
 from pipelines.errors import DataError
@@ -103,15 +102,12 @@ def build_model(config: SentimentConfig, vocab_size: int) -> keras.Model:
     if m.num_layers < 1:
         raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    reg = config.regularization  # each masked layer gets its own seed: one seed draws related masks
-    x = DropoutEmbedding(vocab_size, m.embedding_dim, mask_zero=True, embedding_dropout=reg.embedding_dropout,
-                         seed=config.seed + 1, name="embedding")(token_ids)
+    reg = config.regularization
+    x = token_embedding(vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(token_ids)
     # `last` pooling is the recurrent stack's own final output, which skips padding and, when
     # bidirectional, joins both directions' final states.
-    x = RecurrentStack(m.cell, [m.units] * m.num_layers, bidirectional=m.bidirectional,
-                       return_sequences=m.pooling != "last", prefer_fused=True,
-                       cell_options=fusable_options(m.cell), seed=config.seed + 2, **reg.stack_options(),
-                       name="recurrent")(x)
+    x = recurrent_encoder(m.cell, [m.units] * m.num_layers, reg, config.seed, name="recurrent",
+                          bidirectional=m.bidirectional, return_sequences=m.pooling != "last")(x)
     if m.pooling != "last":
         x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
     x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
@@ -210,8 +206,7 @@ def prepare(config: SentimentConfig, splits) -> tuple[SentimentConfig, Assets]:
     max_length = d.max_length if d.max_length is not None else stats.at_percentile
     log(f"max_length = {max_length}" + (" (set in the config)" if d.max_length is not None
                                         else f" ({d.length_percentile:g}th percentile)"))
-    implementation = describe_implementation(config.model.cell, fusable_options(config.model.cell), prefer_fused=True,
-                                             recurrent_dropout=config.regularization.recurrent_dropout)
+    implementation = encoder_implementation(config.model.cell, config.regularization)
     resolved = replace(config, **{"data.max_length": max_length, "model.num_classes": len(labels),
                                   "model.implementation": implementation})
     return resolved, Assets(vocab, labels)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
+from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from apps.rundir import RunDir, atomic_write_json, save_model_atomic
 from apps.training import evaluation_split, fit_run, log, make_optimizer, make_strategy, plot_history
 from export import ExportError
@@ -31,9 +32,7 @@ from export.savedmodel import export_savedmodel
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.decoding import beam_search, greedy_search
-from layers.embedding_dropout import DropoutEmbedding
 from layers.masked_pooling import MaskedPooling
-from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
 from pipelines import synthetic_translation
 from pipelines.batching import bucket_boundaries, pad_and_bucket
 from pipelines.errors import DataError
@@ -133,12 +132,10 @@ def build_model(config: TranslationConfig) -> keras.Model:
         raise ConfigError("model.source_vocab_size and model.target_vocab_size are resolved from the data")
     source_ids = keras.Input((None,), dtype="int32", name="source_ids")
     target_in = keras.Input((None,), dtype="int32", name="target_in")
-    reg = config.regularization  # each masked layer gets its own seed: one seed draws related masks
-    x = DropoutEmbedding(m.source_vocab_size, m.embedding_dim, mask_zero=True, embedding_dropout=reg.embedding_dropout,
-                         seed=config.seed + 1, name="source_embedding")(source_ids)
-    memory = RecurrentStack(m.encoder_cell, [m.units], bidirectional=True, return_sequences=True, prefer_fused=True,
-                            cell_options=fusable_options(m.encoder_cell), seed=config.seed + 2, **reg.stack_options(),
-                            name="encoder")(x)  # (batch, src, 2u)
+    reg = config.regularization
+    x = token_embedding(m.source_vocab_size, m.embedding_dim, reg, config.seed, name="source_embedding")(source_ids)
+    memory = recurrent_encoder(m.encoder_cell, [m.units], reg, config.seed, name="encoder", bidirectional=True,
+                               return_sequences=True)(x)  # (batch, src, 2u)
     memory_mask = ops.not_equal(source_ids, PAD_ID)
     summary = MaskedPooling("mean", name="memory_mean")(memory, mask=memory_mask)
     first_h = keras.layers.Dense(2 * m.units, activation="tanh", name="initial_state")(summary)
@@ -244,9 +241,7 @@ def prepare(config: TranslationConfig, splits) -> tuple[TranslationConfig, Asset
     resolved = replace(config, **{
         "data.max_length": max_length, "decode.target_max_length": target_max,
         "model.source_vocab_size": len(source_vocab), "model.target_vocab_size": len(target_vocab),
-        "model.implementation": describe_implementation(config.model.encoder_cell,
-                                                        fusable_options(config.model.encoder_cell), True,
-                                                        config.regularization.recurrent_dropout),
+        "model.implementation": encoder_implementation(config.model.encoder_cell, config.regularization),
     })
     return resolved, Assets(source_vocab, target_vocab)
 

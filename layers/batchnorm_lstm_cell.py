@@ -92,11 +92,12 @@ class BatchNormLSTMCell(LSTMCell):
         return (ops.take(getattr(self, f"{name}_moving_mean"), index, axis=0),
                 ops.take(getattr(self, f"{name}_moving_variance"), index, axis=0))
 
-    def batch_norm(self, name: str, x, mask, positions, training):
+    def batch_norm(self, name: str, x, mask, positions, training, moments=None):
         """BN of x (time, batch, size) or (batch, size) at `positions`, with batch statistics
-        over the axis before last in training (masked entries left out), population ones else."""
+        over the axis before last in training (masked entries left out; `moments` if already
+        computed), population ones else."""
         if training:
-            mean, variance, _ = masked_moments(x, mask, axis=-2)
+            mean, variance, _ = moments or masked_moments(x, mask, axis=-2)
         else:
             mean, variance = self.population(name, positions)
         mean, variance = ops.expand_dims(mean, -2), ops.expand_dims(variance, -2)
@@ -112,10 +113,10 @@ class BatchNormLSTMCell(LSTMCell):
         mask = ops.expand_dims(mask, -1)  # (time, batch, 1)
         positions = ops.arange(steps, dtype="int32")
         projected = self.input_matmul(inputs)  # (time, batch, 4 * units)
+        moments = masked_moments(projected, mask, axis=1) if training else None
         if training:
-            mean, variance, count = masked_moments(projected, mask, axis=1)
-            self.move("input", mean, variance, count)
-        normalized = self.batch_norm("input", projected, mask, positions, training)
+            self.move("input", *moments)
+        normalized = self.batch_norm("input", projected, mask, positions, training, moments)
         columns = ops.broadcast_to(ops.cast(positions, inputs.dtype)[:, None, None], ops.shape(mask))
         return ops.concatenate([normalized + self.bias, mask, columns], axis=-1)
 

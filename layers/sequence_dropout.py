@@ -132,8 +132,10 @@ class SequenceDropout:
             mask = ops.cast(dropout_mask(ops.shape(last_output), self.output_dropout, self.dropout_seed_generator),
                             outputs.dtype)
             return last_output * mask, outputs * mask[:, None, :]
-        seed = self.dropout_seed_generator
-        return dropout(last_output, self.output_dropout, seed), dropout(outputs, self.output_dropout, seed)
+        # A new draw per entry: only for what the layer returns (RNN.call returns one of the two).
+        if self.return_sequences:
+            return last_output, dropout(outputs, self.output_dropout, self.dropout_seed_generator)
+        return dropout(last_output, self.output_dropout, self.dropout_seed_generator), outputs
 
     def dropped_weights(self, training):
         """A context in which the cell's `recurrent_kernel` is DropConnect-ed (one mask for the

@@ -1,8 +1,6 @@
 """Variational, naive, embedding and DropConnect dropout: where the masks are, how often they
 change, and that inference is untouched."""
 
-import functools
-
 import keras
 import numpy as np
 import pytest

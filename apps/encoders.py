@@ -1,0 +1,31 @@
+"""The token embedding and recurrent encoder of the text apps, with the config's
+regularization, and how the encoder runs (recorded as `model.implementation`)."""
+
+from __future__ import annotations
+
+from apps.config import RegularizationConfig
+from layers.embedding_dropout import DropoutEmbedding
+from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
+
+# Each masked layer gets a seed of its own: generators with one seed draw related masks.
+EMBEDDING_SEED, ENCODER_SEED = 1, 2
+
+
+def token_embedding(vocab_size: int, dim: int, regularization: RegularizationConfig, seed: int, name: str):
+    """Ids -> vectors with a padding mask, and embedding dropout from the config."""
+    return DropoutEmbedding(vocab_size, dim, mask_zero=True, embedding_dropout=regularization.embedding_dropout,
+                            seed=seed + EMBEDDING_SEED, name=name)
+
+
+def recurrent_encoder(cell: str, units: list[int], regularization: RegularizationConfig, seed: int, name: str,
+                      **stack_options) -> RecurrentStack:
+    """A `RecurrentStack` of `cell` on the fused built-in where it can be, with the config's
+    dropout; `stack_options` as `RecurrentStack` (bidirectional, return_sequences...)."""
+    return RecurrentStack(cell, units, prefer_fused=True, cell_options=fusable_options(cell),
+                          seed=seed + ENCODER_SEED, name=name, **regularization.stack_options(), **stack_options)
+
+
+def encoder_implementation(cell: str, regularization: RegularizationConfig) -> str:
+    """What `recurrent_encoder` runs: the fused built-in, or our cell in `layers.Recurrent`."""
+    return describe_implementation(cell, fusable_options(cell), prefer_fused=True,
+                                   recurrent_dropout=regularization.recurrent_dropout)
