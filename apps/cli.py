@@ -1,4 +1,5 @@
-"""The `rnnapps` command line (see DESIGN.md). Each subcommand hands off to the app's module."""
+"""The `rnnapps` command line (see DESIGN.md). Each subcommand hands off to an app (`apps.app.App`);
+the command line names none: apps come from the registry and add their own options."""
 
 from __future__ import annotations
 
@@ -10,23 +11,26 @@ import re
 import sys
 import traceback
 
-from apps.registry import APPS
+from apps.registry import APPS, DEFAULT_APP
 
 EXPORT_FORMATS = ("savedmodel", "onnx", "tflite", "all")
 RUNTIMES = ("savedmodel", "onnx", "tflite")
-SOURCES = (
-    ("synthetic[?size=N&seed=S]", "the app's built-in generator (no network)"),
-    ("tfds:NAME[/CONFIG]", "a TensorFlow Datasets dataset (network on first use), e.g. tfds:imdb_reviews"),
-    ("DIR", "a local directory in the app's plain format: train.tsv, dev.tsv, test.tsv with text<TAB>label "
-            "(sentiment) or source<TAB>target (translation)"),
-)
+
+
+def _sources() -> list[tuple[str, str]]:
+    """The data sources every app takes, and each app's local format (from the registry)."""
+    examples = ", ".join(entry.tfds for entry in APPS.values() if entry.tfds)
+    return [("synthetic[?size=N&seed=S]", "the app's built-in generator (no network)"),
+            ("tfds:NAME[/CONFIG]", f"a TensorFlow Datasets dataset (network on first use), e.g. {examples}"),
+            *[(f"DIR ({name})", entry.data) for name, entry in APPS.items()]]
 
 
 class UsageError(Exception):
     """A command that cannot run as asked (one line, exit 1)."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser:
+    """The shared parser; `app` adds its own options to `app_command` (evaluate, predict)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -38,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], formatter_class=fmt,
                        help="train on built-in data and show results")
-    p.add_argument("app", nargs="?", default="sentiment", choices=list(APPS))
+    p.add_argument("app", nargs="?", default=DEFAULT_APP, choices=list(APPS))
     p.add_argument("--out", help="run directory (default: runs/demo-APP-TIMESTAMP)")
 
     p = sub.add_parser("train", parents=[common], formatter_class=fmt, help="train an app into a run directory")
@@ -57,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data source (default: the one the run trained on)")
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
-    p.add_argument("--beam", type=int, default=0, metavar="K", help="translation: beam search of width K (0: greedy)")
+    if app is not None and app_command == "evaluate":
+        app.add_arguments(p, "evaluate")
 
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt,
                        help="predict with a run, or with an export directory through one runtime")
@@ -67,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--file", help="read inputs from a file, one per line")
     p.add_argument("--json", action="store_true", help="print one JSON object per input on stdout")
-    p.add_argument("--beam", type=int, default=0, metavar="K", help="translation: beam search of width K (0: greedy)")
-    p.add_argument("--plot", action="store_true", help="translation: write attention maps to RUN/plots/")
+    if app is not None and app_command == "predict":
+        app.add_arguments(p, "predict")
 
     p = sub.add_parser("tune", parents=[common], formatter_class=fmt, help="hyperparameter search (not available yet)")
     p.add_argument("app", choices=list(APPS))
@@ -84,65 +89,66 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _app_of_run(run: str):
-    """The app module that trained `run`, from the `app` key of its config.yaml."""
+def _app_name_of(path: str) -> str:
+    """The app that made a run directory (config.yaml) or an export directory (assets.json),
+    read without importing TensorFlow."""
     import yaml
 
     from apps.config import ConfigError
-    from apps.registry import get_app
 
-    config = os.path.join(run, "config.yaml")
-    if not os.path.exists(config):
-        if not os.path.isdir(run):
-            raise ConfigError(f"run directory {run} does not exist")
-        raise ConfigError(f"{run} is not a run directory (no config.yaml)")
-    with open(config, encoding="utf-8") as f:
-        name = (yaml.safe_load(f) or {}).get("app")
-    if not name:
-        raise ConfigError(f"{config} does not name its app (key 'app')")
-    return get_app(name)
+    config, assets = os.path.join(path, "config.yaml"), os.path.join(path, "assets.json")
+    if os.path.exists(config):
+        with open(config, encoding="utf-8") as f:
+            name = (yaml.safe_load(f) or {}).get("app")
+        where = config
+    elif os.path.exists(assets):
+        from export.assets import read_assets
+
+        name, where = read_assets(path)["app"], assets
+    elif not os.path.isdir(path):
+        raise ConfigError(f"run directory {path} does not exist")
+    else:
+        raise ConfigError(f"{path} is not a run directory (no config.yaml) nor an export directory (no assets.json)")
+    if name not in APPS:
+        raise ConfigError(f"{where} names the app {name!r}, which this rnnapps does not have")
+    return name
 
 
 def cmd_list(args) -> None:
     print("apps:")
-    for name, (_, description) in APPS.items():
-        print(f"  {name:<12} {description}")
+    for name, entry in APPS.items():
+        print(f"  {name:<12} {entry.description}")
     from layers.cells import CELLS
 
     print("cells (model.cell):")
     for name, (_, description) in CELLS.items():
         print(f"  {name:<14} {description}")
     print("data sources (--data):")
-    for name, description in SOURCES:
+    for name, description in _sources():
         print(f"  {name:<26} {description}")
 
 
-def cmd_train(args) -> None:
+def cmd_train(args, app) -> None:
     from apps.config import load_config
-    from apps.registry import get_app
 
-    app = get_app(args.app)
     overrides = list(args.overrides)
     if args.data is not None:
         overrides.append(f"data.source={args.data}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    config = load_config(app.Config, files=args.config, overrides=overrides)
+    config = load_config(app.config_class, files=args.config, overrides=overrides)
     metrics = app.train(config, args.out, strategy=args.strategy)
     print(f"test {_format_metrics(metrics)}")
     print(f"run directory: {args.out}")
 
 
-def cmd_demo(args) -> None:
-    from apps.registry import get_app
-
-    app = get_app(args.app)
-    out = args.out or os.path.join("runs", f"demo-{app.NAME}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+def cmd_demo(args, app) -> None:
+    out = args.out or os.path.join("runs", f"demo-{app.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     metrics = app.train(app.demo_config(), out)
     print(f"\ntest {_format_metrics(metrics)}")
     print("predictions:")
-    for row in app.predict(out, list(app.DEMO_INPUTS)):
-        print(f"  {_format_prediction(row)}")
+    for row in app.predict(out, list(app.demo_inputs)):
+        print(f"  {app.format_prediction(row)}")
     print(f"run directory: {out}")
 
 
@@ -150,31 +156,15 @@ def _format_metrics(metrics: dict) -> str:
     return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
-def _format_prediction(row: dict) -> str:
-    if "translation" in row:
-        plot = f"   [{row['plot']}]" if "plot" in row else ""
-        return f"{row['text']}  ->  {row['translation']}{plot}"
-    return f"{row['label']:<10} {row['probability']:.3f}  {row['text']}"
+def _app_options(app, args) -> dict:
+    """The values of the options the app added to this command."""
+    probe = argparse.ArgumentParser(add_help=False)
+    app.add_arguments(probe, args.command)
+    return {name: getattr(args, name) for name in vars(probe.parse_args([]))}
 
 
-def _app_options(app, function: str, args, names=("beam", "plot")) -> dict:
-    """The app-specific options the user set, checked against what the app's function takes."""
-    import inspect
-
-    accepted = inspect.signature(getattr(app, function)).parameters
-    options = {}
-    for name in names:
-        value = getattr(args, name, None)
-        if value:
-            if name not in accepted:
-                raise UsageError(f"--{name} does not apply to the {app.NAME} app")
-            options[name] = value
-    return options
-
-
-def cmd_evaluate(args) -> None:
-    app = _app_of_run(args.run)
-    metrics = app.evaluate(args.run, source=args.data, split=args.split, **_app_options(app, "evaluate", args))
+def cmd_evaluate(args, app) -> None:
+    metrics = app.evaluate(args.run, source=args.data, split=args.split, **_app_options(app, args))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -189,34 +179,28 @@ def _read_inputs(path: str) -> list[str]:
     return [line for line in read_utf8_lines(path) if line.strip()]
 
 
-def cmd_predict(args) -> None:
+def cmd_predict(args, app) -> None:
     inputs = list(args.inputs) + (_read_inputs(args.file) if args.file else [])
-    is_run = os.path.exists(os.path.join(args.run, "config.yaml"))
-    if not is_run and (args.runtime or os.path.exists(os.path.join(args.run, "assets.json"))):
-        from apps.registry import get_app
-        from export.runtimes import read_assets
-
-        app = get_app(read_assets(args.run)["app"])
-        rows = app.predict_exported(args.run, args.runtime or "savedmodel", inputs)
-    else:
+    options = _app_options(app, args)
+    if os.path.exists(os.path.join(args.run, "config.yaml")):
         if args.runtime:
             raise UsageError(f"--runtime needs an export directory (rnnapps export); {args.run} is a run directory")
-        app = _app_of_run(args.run)
-        rows = app.predict(args.run, inputs, **_app_options(app, "predict", args))
+        rows = app.predict(args.run, inputs, **options)
+    else:
+        rows = app.predict_export(args.run, args.runtime or "savedmodel", inputs, **options)
     for row in rows:
-        print(json.dumps(row, ensure_ascii=False) if args.json else _format_prediction(row))
+        print(json.dumps(row, ensure_ascii=False) if args.json else app.format_prediction(row))
 
 
-def cmd_tune(args) -> None:
+def cmd_tune(args, app) -> None:
     raise UsageError("tune is not available yet: hyperparameter search with keras-tuner is still to be built")
 
 
-def cmd_export(args) -> None:
-    app = _app_of_run(args.run)
-    formats = list(app.EXPORT_FORMATS) if args.format == "all" else [args.format]
-    missing = [f for f in RUNTIMES if f not in app.EXPORT_FORMATS]
+def cmd_export(args, app) -> None:
+    formats = list(app.formats) if args.format == "all" else [args.format]
+    missing = [f for f in RUNTIMES if f not in app.formats]
     if args.format == "all" and missing:
-        print(f"note: the {app.NAME} app has no {', '.join(missing)} export yet", file=sys.stderr)
+        print(f"note: the {app.name} app has no {', '.join(missing)} export yet", file=sys.stderr)
     report = app.export(args.run, args.out, formats)
     for runtime, result in report.items():
         if "accuracy_change" in result:
@@ -230,12 +214,20 @@ def cmd_export(args) -> None:
     print(f"export directory: {args.out}")
 
 
-COMMANDS = {"list": cmd_list, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "tune": cmd_tune, "export": cmd_export}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def _app_for(args):
+    """The app a command works with: named (train, demo, tune) or that made the run or export."""
+    from apps.registry import get_app
+
+    if args.command == "list":
+        return None
+    return get_app(args.app if hasattr(args, "app") else _app_name_of(args.run))
+
+
+def _parse(parser: argparse.ArgumentParser, argv):
     # predict's inputs may follow its options (`predict DIR --runtime onnx "text"`): argparse
     # leaves such positionals over, and they are taken as inputs here.
     args, extra = parser.parse_known_args(argv)
@@ -243,10 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.inputs = list(args.inputs) + extra
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    # First without any app's options (they depend on the run), then with them.
+    args, _ = _parser().parse_known_args(argv)
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        COMMANDS[args.command](args)
+        app = _app_for(args)
+        args = _parse(_parser(app, args.command), argv)
+        if app is None:
+            cmd_list(args)
+        else:
+            COMMANDS[args.command](args, app)
     except KeyboardInterrupt:
         print("rnnapps: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -46,7 +46,7 @@ class TrainConfig:
     epochs: int = 5
     optimizer: str = choice("adam", ("adam", "rmsprop", "sgd"))
     learning_rate: float = 3e-3
-    clipping: str = choice("global_norm", ("none", "global_norm", "adaptive"))  # see apps/clipping.py
+    clipping: str = choice("global_norm", ("none", "global_norm", "adaptive"))  # see layers/clipping.py
     global_clipnorm: typing.Optional[float] = 1.0  # the fixed threshold (adaptive: during warm-up)
     clip_decay: float = 0.99  # adaptive: running average over about 1 / (1 - decay) steps
     clip_warmup: int = 20  # adaptive: steps before the running average is used

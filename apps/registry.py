@@ -1,20 +1,41 @@
-"""The app registry: name -> module. Modules are imported on first use (TensorFlow is slow to load)."""
+"""The app registry: every app's name, class and what `rnnapps list` and `--help` say of it.
+
+App modules import TensorFlow, which is slow to load: they are imported on first use, and what
+the command line shows without running an app is written here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from types import ModuleType
 
 from apps.config import ConfigError
 
-# name -> (module, one-line description)
+
+@dataclasses.dataclass(frozen=True)
+class AppEntry:
+    target: str  # "module:Class", a subclass of apps.app.App
+    description: str  # one line
+    data: str  # the local data format of `--data DIR`
+    tfds: str = ""  # an example tfds source
+
+
 APPS = {
-    "sentiment": ("apps.sentiment", "many-to-one text classification: review -> label (accuracy)"),
-    "translation": ("apps.translation", "encoder-decoder with attention, greedy/beam search (bleu, chrf)"),
+    "sentiment": AppEntry("apps.sentiment:Sentiment",
+                          "many-to-one text classification: review -> label (accuracy)",
+                          "train.tsv, dev.tsv, test.tsv with text<TAB>label (or .csv with a text,label header)",
+                          "tfds:imdb_reviews"),
+    "translation": AppEntry("apps.translation:Translation",
+                            "encoder-decoder with attention, greedy/beam search (bleu, chrf)",
+                            "train.tsv, dev.tsv, test.tsv with source<TAB>target",
+                            "tfds:ted_hrlr_translate/pt_to_en"),
 }
+DEFAULT_APP = next(iter(APPS))  # what `rnnapps demo` runs without a name
 
 
-def get_app(name: str) -> ModuleType:
+def get_app(name: str):
+    """A new instance of the app `name`."""
     if name not in APPS:
         raise ConfigError(f"unknown app {name!r} (available: {', '.join(APPS)})")
-    return importlib.import_module(APPS[name][0])
+    module, _, cls = APPS[name].target.partition(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -11,8 +11,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.clipping import OPTIMIZERS, GradientStatistics
-from apps.config import ConfigError, replace
+from layers.clipping import OPTIMIZERS, GradientStatistics
+from apps.config import ConfigError
 from apps.rundir import RunDir, save_model_atomic
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -39,20 +39,9 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def evaluation_split(config, source: str | None, split: str, load_splits):
-    """The run's config with `source` (if given), and that source's `split`, made exactly as in
-    training (same seed and fractions for splits the source lacks)."""
-    if source is not None:
-        config = replace(config, **{"data.source": source})
-    splits, _ = load_splits(config)
-    if split not in splits:
-        raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
-    return config, splits[split]
-
-
 def make_optimizer(config) -> keras.optimizers.Optimizer:
     """The optimizer of a `TrainConfig`: clipping gradients by their global norm (fixed or
-    adaptive) and skipping steps with a non-finite gradient (`apps.clipping`)."""
+    adaptive) and skipping steps with a non-finite gradient (`layers.clipping`)."""
     clipping = config.clipping
     if clipping == "global_norm" and not config.global_clipnorm:
         clipping = "none"

@@ -60,7 +60,7 @@ def _child(variant: str, args) -> dict:
     import keras
     import numpy as np
 
-    from apps.clipping import ClippedAdam
+    from layers.clipping import ClippedAdam
     from layers.carried_state import CarriedState
     from layers.recurrent_stack import RecurrentStack
 

@@ -35,12 +35,14 @@ def _measure(runtime: str, run: str, export_dir: str, repeats: int) -> dict:
     if runtime.startswith("keras"):
         import tensorflow as tf
 
-        from apps import sentiment
+        from apps.sentiment import Sentiment
 
-        _, _, model, _ = sentiment.load_run(run)
+        app = Sentiment()
+        loaded = app.load(run)
+        model = loaded.model
         if runtime == "keras":
-            numeric = sentiment.numeric_function(model)
-            call = lambda ids: numeric(tf.constant(ids))["probabilities"].numpy()  # noqa: E731
+            classifier = app.serving(loaded)
+            call = lambda ids: classifier.numeric(tf.constant(ids))["probabilities"].numpy()  # noqa: E731
         else:
             call = lambda ids: model.predict(ids, verbose=0)  # noqa: E731
     else:
@@ -74,16 +76,16 @@ def main() -> None:
         print(json.dumps(_measure(runtime, run, export_dir, args.repeats)))
         return
 
-    from apps import sentiment
+    from apps.sentiment import Sentiment, SentimentConfig
     from benchmarks.common import median, run_variant
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="rnnapps-runtimes-"))
     run = args.run
     if run is None:
         run = str(work / "run")
-        sentiment.train(sentiment.SentimentConfig(), run)
+        Sentiment().train(SentimentConfig(), run)
     export_dir = str(work / "export")
-    sentiment.export(run, export_dir, ["savedmodel", "onnx", "tflite"])
+    Sentiment().export(run, export_dir, ["savedmodel", "onnx", "tflite"])
     sizes = {k: v["bytes"] for k, v in json.loads((pathlib.Path(export_dir) / "parity.json").read_text()).items()}
     sizes["keras"] = sizes["keras.predict"] = (pathlib.Path(run) / "model.keras").stat().st_size
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -16,23 +15,6 @@ from export import ExportError
 RUNTIMES = ("savedmodel", "onnx", "tflite")
 FILES = {"savedmodel": "savedmodel", "onnx": "model.onnx", "tflite": "model.tflite"}
 NUMERIC_SIGNATURE = "numeric"  # the SavedModel signature with the ONNX/TFLite inputs and outputs
-
-
-def read_assets(export_dir) -> dict:
-    """`DIR/assets.json`, with a clear error if the directory is not a (complete) export."""
-    export_dir = pathlib.Path(export_dir)
-    path = export_dir / "assets.json"
-    if not export_dir.is_dir():
-        raise ExportError(f"export directory {export_dir} does not exist")
-    if not path.exists():
-        raise ExportError(f"{export_dir} is not an export directory (no assets.json)")
-    try:
-        assets = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExportError(f"{path} is corrupt: {e}") from None
-    if not isinstance(assets, dict) or "app" not in assets:
-        raise ExportError(f"{path} is corrupt: it does not name its app")
-    return assets
 
 
 class OnnxRunner:
@@ -59,13 +41,15 @@ class SavedModelRunner:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE):
-    """A callable for one runtime of an export directory; clear errors for missing or corrupt files."""
+def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE, file: str | None = None):
+    """A callable for one runtime of an export directory (`file`: another file than the
+    runtime's default, such as a step model); clear errors for missing or corrupt files."""
     if runtime not in RUNTIMES:
         raise ExportError(f"--runtime must be one of {RUNTIMES}, received {runtime!r}")
-    path = pathlib.Path(export_dir) / FILES[runtime]
+    file = file or FILES[runtime]
+    path = pathlib.Path(export_dir) / file
     if not path.exists():
-        raise ExportError(f"{export_dir} has no {FILES[runtime]}: export it with --format {runtime}")
+        raise ExportError(f"{export_dir} has no {file}: export it with --format {runtime}")
     try:
         if runtime == "onnx":
             return OnnxRunner(path)

@@ -14,15 +14,10 @@ import pathlib
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
 from export import ExportError
+from export.internals import convert_variables_to_constants_v2, interpreter_op_names
 from export.graph_checks import check_no_cudnn
 from export.parity import check, max_differences
-
-
-def interpreter_ops(interpreter) -> list[str]:
-    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
 def export_tflite(fn: tf.types.experimental.GenericFunction, input_signature: list[tf.TensorSpec], out_path,
@@ -91,7 +86,7 @@ class TFLiteRunner:
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.input_shapes = {name: tuple(d["shape"]) for name, d in details.items()}
-        self.ops = interpreter_ops(self.interpreter)
+        self.ops = interpreter_op_names(self.interpreter)
 
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         batch = next(iter(self.input_shapes.values()))[0]

@@ -20,7 +20,7 @@ class _Fused(SequenceDropout):
             raise ValueError(f"{type(self).__name__} keeps the fused kernel, which has no recurrent dropout: "
                              "use layers.Recurrent for recurrent_dropout, or weight_dropout (DropConnect) here")
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(self, sequences, initial_state, mask, training=False):  # private hook: layers/internals.py
         return self.run_regularized(super().inner_loop, sequences, initial_state, mask, training)
 
     def get_config(self):

@@ -5,11 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops, tree
 
-# The backend loop that keras.layers.RNN itself runs (masking, go_backwards, unroll). It is
-# private: this is the one place it is imported, and pyproject pins Keras's minor version.
-from keras.src.backend import rnn as backend_rnn
-
 from layers import PACKAGE
+from layers.internals import backend_rnn
 from layers.sequence_dropout import SequenceDropout
 
 
@@ -38,7 +35,7 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     (2, 5, 3)
     """
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(self, sequences, initial_state, mask, training=False):  # private hook: layers/internals.py
         return self.run_regularized(self._hoisted_loop, sequences, initial_state, mask, training)
 
     def _hoisted_loop(self, sequences, initial_state, mask, training=False):

@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from layers.internals import set_untracked
+
 MODES = ("variational", "naive")
 
 
@@ -51,11 +53,11 @@ def substituted(obj, name: str, value):
     """Temporarily replaces attribute `name` of a layer by `value` (a tensor), bypassing Keras's
     attribute tracking, so the layer keeps owning (and saving) its variable."""
     original = getattr(obj, name)
-    object.__setattr__(obj, name, value)
+    set_untracked(obj, name, value)
     try:
         yield
     finally:
-        object.__setattr__(obj, name, original)
+        set_untracked(obj, name, original)
 
 
 class SequenceDropout:

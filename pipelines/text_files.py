@@ -23,6 +23,13 @@ class TextExample:
     where: str  # "file:line", for error messages
 
 
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    source: str
+    target: str
+    where: str  # "file:line", for error messages
+
+
 def read_utf8_lines(path: str) -> list[str]:
     """The file's lines (without newlines); a byte that is not UTF-8 is reported by line."""
     with open(path, "rb") as f:

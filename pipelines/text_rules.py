@@ -20,6 +20,10 @@ import regex
 DELIMITERS = r"[\t\n\v\f\r\p{Z}]+|[\p{P}\p{S}]"
 KEPT_DELIMITERS = r"[\p{P}\p{S}]"
 
+# Detokenization: no space before closing punctuation, none after opening punctuation. RE2
+# syntax too: `pipelines.tokenization.detokenize` applies the same rules in TensorFlow.
+DETOKENIZE_RULES = ((r" ([\p{Pe}\p{Pf}.,!?;:%])", r"\1"), (r"([\p{Ps}\p{Pi}]) ", r"\1"))
+
 _TOKEN = regex.compile(r"[\p{P}\p{S}]|[^\t\n\v\f\r\p{Z}\p{P}\p{S}]+")
 _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}")
 
@@ -47,6 +51,27 @@ def encode_text(text: str, ids: Mapping[str, int], oov_id: int, lowercase: bool 
     if max_length is not None:
         tokens = tokens[:max_length]
     return [ids.get(token, oov_id) for token in tokens]
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Joins word tokens into text by `DETOKENIZE_RULES`.
+
+    Example:
+    >>> detokenize(["the", "dog", ",", "he", "said", "(", "twice", ")", "."])
+    'the dog, he said (twice).'
+    """
+    text = " ".join(tokens)
+    for pattern, replacement in DETOKENIZE_RULES:
+        text = regex.sub(pattern, replacement, text)
+    return text
+
+
+def encode_batch(texts: Sequence[str], vocabulary: Sequence[str], oov_id: int, lowercase: bool = True,
+                 max_length: int | None = None, length: int | None = None) -> np.ndarray:
+    """Token ids of many strings, right-padded (to `length`, default the longest): what a
+    runtime without TensorFlow feeds an exported model, from `assets.json`'s settings."""
+    ids = {token: i for i, token in enumerate(vocabulary)}
+    return pad_rows([encode_text(t, ids, oov_id, lowercase, max_length) for t in texts], length)
 
 
 def pad_rows(rows: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS
+from pipelines.text_rules import DELIMITERS, DETOKENIZE_RULES, KEPT_DELIMITERS
 
 
 def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
@@ -37,3 +37,17 @@ def tokenize_texts(texts: list[str], lowercase: bool = True, chunk: int = 4096) 
         ragged = tokenize(tf.constant(texts[start : start + chunk], dtype=tf.string), lowercase)
         out.extend([t.decode("utf-8") for t in row] for row in ragged.to_list())
     return out
+
+
+def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
+    """(batch, None) string tokens -> (batch,) text, by the rules of
+    `pipelines.text_rules.detokenize` (core `tf.strings` ops only: no tensorflow-text op).
+
+    Example:
+    >>> detokenize(tf.ragged.constant([["the", "dog", ",", "he", "said", "."]])).numpy().tolist()
+    [b'the dog, he said.']
+    """
+    text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    for pattern, replacement in DETOKENIZE_RULES:
+        text = tf.strings.regex_replace(text, pattern, replacement)
+    return text

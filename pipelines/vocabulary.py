@@ -31,6 +31,8 @@ class Vocabulary:
     ['[PAD]', '[UNK]', 'a']
     >>> vocab.encode(["a", "zzz"])
     [2, 1]
+    >>> vocab.ids["a"], Vocabulary.build([["x"]], reserved=("[BOS]",)).id_of("[BOS]")
+    (2, 2)
     """
 
     def __init__(self, tokens: Sequence[str]):
@@ -43,7 +45,14 @@ class Vocabulary:
             dupes = sorted(t for t, n in collections.Counter(tokens).items() if n > 1)
             raise DataError(f"vocabulary has duplicate tokens: {dupes[:5]!r}")
         self.tokens = tokens
-        self._ids = {token: i for i, token in enumerate(tokens)}
+        self.ids = {token: i for i, token in enumerate(tokens)}  # token -> id
+
+    def id_of(self, token: str) -> int:
+        """The id of a token that must be in the vocabulary (a reserved one such as a start
+        marker): a DataError, not the OOV id, when it is missing."""
+        if token not in self.ids:
+            raise DataError(f"the vocabulary has no {token!r} token")
+        return self.ids[token]
 
     @classmethod
     def build(
@@ -76,7 +85,7 @@ class Vocabulary:
         return len(self.tokens)
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self._ids.get(t, OOV_ID) for t in tokens]
+        return [self.ids.get(t, OOV_ID) for t in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[i] for i in ids if i != PAD_ID]

@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from apps import sentiment
 from apps.config import replace
-from apps.sentiment import SentimentConfig
+from apps.sentiment import Sentiment, SentimentConfig
+
+APP = Sentiment()
+from pipelines import synthetic_sentiment
 from pipelines.tokenization import tokenize_texts
 from pipelines.vocabulary import Vocabulary
 
@@ -14,8 +16,8 @@ from pipelines.vocabulary import Vocabulary
 @pytest.mark.parametrize("cell", ["lstm", "gru", "peephole_lstm"])
 def test_padding_does_not_change_the_prediction(pooling, cell):
     config = replace(SentimentConfig.smoke(), **{"model.pooling": pooling, "model.cell": cell,
-                                                 "model.num_classes": 3, "model.num_layers": 2})
-    model = sentiment.build_model(config, vocab_size=20)
+                                                 "model.num_classes": 3, "model.num_layers": 2, "model.vocab_size": 20})
+    model = APP.build_model(config)
     sentence = [5, 3, 9, 2, 7]
     outputs = [model(np.array([sentence + [0] * pad]))[0] for pad in (0, 1, 6)]
     batch = model(np.array([sentence + [0] * 4, [4] * 9]))  # beside a longer sequence
@@ -46,10 +48,11 @@ def _bag_of_words_accuracy(train, test):
 
 def test_learns_word_order_that_a_bag_of_words_cannot(tmp_path):
     config = SentimentConfig()  # the demo's defaults: synthetic, 4000 training reviews
-    metrics = sentiment.train(config, tmp_path / "run")
-    splits = sentiment.synthetic_splits(sentiment.SYNTHETIC_SIZE, config.seed)
-    test = splits["test"]
-    predicted = sentiment.predict(tmp_path / "run", [s.text for s in test])
+    metrics = APP.train(config, tmp_path / "run")
+    splits = APP.synthetic_splits(APP.synthetic_size, config.seed)
+    test = synthetic_sentiment.generate(len(splits["test"]), config.seed + 2)  # with what each review holds
+    assert [s.text for s in test] == [e.text for e in splits["test"]]
+    predicted = APP.predict(tmp_path / "run", [s.text for s in test])
     rnn_correct = np.array([p["label"] == s.label for p, s in zip(predicted, test)])
     bow_correct = _bag_of_words_accuracy(splits["train"], test)
     negated = np.array([s.negated for s in test])
@@ -66,19 +69,19 @@ def test_multiclass_labels_from_tsv(tmp_path):
     rows = [f"{w} {w} item\t{label}" for w, label in [("great", "pos"), ("awful", "neg"), ("okay", "neutral")]] * 20
     (data / "train.tsv").write_text("\n".join(rows) + "\n")
     config = replace(SentimentConfig.smoke(), **{"data.source": str(data), "train.epochs": 1})
-    metrics = sentiment.train(config, tmp_path / "run")
+    metrics = APP.train(config, tmp_path / "run")
     assert metrics["examples"] == 6  # 10% of 60 made into test
     run_config = (tmp_path / "run" / "config.yaml").read_text()
     assert "num_classes: 3" in run_config and "test: 10% of train (seed 42)" in run_config
-    labels = {p["label"] for p in sentiment.predict(tmp_path / "run", ["great", "awful", "okay"])}
+    labels = {p["label"] for p in APP.predict(tmp_path / "run", ["great", "awful", "okay"])}
     assert labels <= {"pos", "neg", "neutral"}
 
 
 def test_tfds_imdb_reviews_through_mock_data(tmp_path):
     config = replace(SentimentConfig.smoke(), **{"data.source": "tfds:imdb_reviews", "train.epochs": 1})
     with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
-        metrics = sentiment.train(config, tmp_path / "run")
-        assert sentiment.evaluate(tmp_path / "run", split="test")["examples"] == 40
+        metrics = APP.train(config, tmp_path / "run")
+        assert APP.evaluate(tmp_path / "run", split="test")["examples"] == 40
     assert metrics["examples"] == 40
     assert (tmp_path / "run" / "assets" / "labels.txt").read_text().split() == ["neg", "pos"]
     assert "dev: 10% of train" in (tmp_path / "run" / "config.yaml").read_text()
@@ -94,7 +97,7 @@ def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, re
         "model.cell": cell, "regularization.embedding_dropout": 0.1, "regularization.input_dropout": 0.2,
         "regularization.recurrent_dropout": recurrent_dropout, "regularization.output_dropout": 0.2,
         "regularization.weight_dropout": 0.3, "train.clipping": "adaptive", "train.clip_warmup": 3})
-    sentiment.train(config, tmp_path / "run")
+    APP.train(config, tmp_path / "run")
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert {"grad_norm", "clip_threshold", "skipped_steps"} <= set(history[0].split(","))
     saved = (tmp_path / "run" / "config.yaml").read_text()

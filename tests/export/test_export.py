@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps import sentiment
+from apps.sentiment import Sentiment
 from apps.cli import main
 from apps.config import replace
 from apps.sentiment import SentimentConfig
 from export import ExportError
 from export.onnx import export_onnx
-from export.runtimes import load_runner, read_assets
+from export.assets import read_assets
+from export.runtimes import load_runner
 from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
 from layers.recurrent import Recurrent
 
+APP = Sentiment()
 TEXTS = ["the movie was not good", "Great!!", "", "although the plot was boring , the acting was great",
          "ÉCOLE 👍 " * 30]
 
@@ -28,7 +30,7 @@ def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("sentiment") / "run"
     config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=300", "train.epochs": 1,
                                                  "model.units": 6})
-    sentiment.train(config, run)
+    APP.train(config, run)
     return run
 
 
@@ -64,7 +66,7 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
 
 
 def test_padding_does_not_change_exported_answers(trained_run, tmp_path):
-    sentiment.export(trained_run, tmp_path, ["onnx"])
+    APP.export(trained_run, tmp_path, ["onnx"])
     runner = load_runner(tmp_path, "onnx")
     ids = np.array([[5, 6, 7]], np.int32)
     padded = np.array([[5, 6, 7, 0, 0, 0, 0, 0]], np.int32)
@@ -77,7 +79,7 @@ def test_missing_or_corrupt_export_gives_a_clear_error(trained_run, tmp_path, ca
         read_assets(tmp_path / "nowhere")
     with pytest.raises(ExportError, match="not an export directory"):
         read_assets(tmp_path)
-    sentiment.export(trained_run, tmp_path, ["onnx"])
+    APP.export(trained_run, tmp_path, ["onnx"])
     with pytest.raises(ExportError, match="has no model.tflite: export it with --format tflite"):
         load_runner(tmp_path, "tflite")
     (tmp_path / "model.onnx").write_bytes(b"not a model")
@@ -136,8 +138,8 @@ def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling):
     config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
                                                  "model.bidirectional": False, "model.cell": cell,
                                                  "model.pooling": pooling, "model.num_layers": 2})
-    sentiment.train(config, tmp_path / "run")
-    sentiment.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"])
+    APP.train(config, tmp_path / "run")
+    APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"])
     streaming = read_assets(tmp_path / "export")["streaming"]
     whole = load_runner(tmp_path / "export", "savedmodel")  # the numeric signature
     token_ids = np.array([[5, 9, 3, 7, 4]], np.int32)
@@ -153,7 +155,7 @@ def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling):
 
 
 def test_bidirectional_models_say_they_cannot_stream(trained_run, tmp_path):
-    sentiment.export(trained_run, tmp_path, ["savedmodel"])
+    APP.export(trained_run, tmp_path, ["savedmodel"])
     assert "bidirectional" in read_assets(tmp_path)["streaming"]
 
 
@@ -171,8 +173,11 @@ def test_cudnn_ops_are_refused():
 
 
 def test_int8_model_that_loses_accuracy_is_not_kept(trained_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(sentiment, "MAX_INT8_ACCURACY_DROP", -1.0)  # any result now counts as a loss
+    import apps.sentiment
+
+    monkeypatch.setattr(apps.sentiment, "MAX_INT8_ACCURACY_DROP", -1.0)  # any result now counts as a loss
     with pytest.raises(ExportError, match="int8 TFLite loses"):
-        sentiment.export(trained_run, tmp_path, ["tflite"])
+        APP.export(trained_run, tmp_path / "export", ["tflite"])
+    assert list(tmp_path.iterdir()) == []  # a failed export leaves nothing, not even a staging folder
     assert not (tmp_path / "model_int8.tflite").exists()
     assert not (tmp_path / "assets.json").exists()  # nothing that looks like a good export

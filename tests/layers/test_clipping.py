@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.clipping import ClippedAdam, ClippedSGD, GradientStatistics
+from layers.clipping import ClippedAdam, ClippedSGD, GradientStatistics
 
 
 def sgd_step(optimizer, variable, grad):

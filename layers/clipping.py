@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from layers import PACKAGE
+from layers.internals import optimizer_trainable_variables, strategy_supports_no_merge_call
 
 MODES = ("none", "global_norm", "adaptive")
 
@@ -75,12 +76,12 @@ class GradientGuard:
 
     def apply(self, grads, trainable_variables=None):
         if not self.built:
-            self.build(trainable_variables if trainable_variables is not None else self._trainable_variables)
+            self.build(trainable_variables if trainable_variables is not None else optimizer_trainable_variables(self))
         grads = list(grads)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
-            if not tf.__internal__.distribute.strategy_supports_no_merge_call():
+            if not strategy_supports_no_merge_call():
                 # A strategy whose update is a merge_call cannot run it inside a cond in the
                 # replica context: decide in the cross-replica context (as Keras's
                 # LossScaleOptimizer does). The gradients are all-reduced: every replica agrees.

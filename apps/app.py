@@ -1,0 +1,341 @@
+"""The `App` base class: the lifecycle of every app, once.
+
+    config -> splits -> preprocessor fitted on train -> datasets -> model built and compiled under
+    the strategy -> resumable fit into the run directory (best model, history, plots) -> test
+    metrics -> `model.keras` last; evaluate, predict, export (formats, parity, assets.json),
+    predict through an export's runtime, demo.
+
+An app is a subclass that fills in what is its own, in this order (see `apps/sentiment.py`):
+
+- `name`, `config_class` (a frozen dataclass with a `smoke()` classmethod), `demo_inputs`,
+  `formats`, `monitor` (the dev metric that picks the best epoch);
+- sources: `synthetic_splits(size, seed)`, `read_directory(path)`, `tfds_split(name, split)`;
+- `make_preprocessor(config)` (from `pipelines`) and `resolve(config, fitted)`;
+- `build_model(config)` (from `layers`) and `loss_and_metrics(config)`; `score(...)` when the
+  test metric is not `model.evaluate`'s;
+- `serving(loaded)`: a `tf.Module` from raw input to readable output, and `predict_rows`;
+- `export_targets(loaded, serving)`, `check_export(...)` and `predict_exported(...)`: what the
+  export writes and how a runtime without Keras runs it;
+- `add_arguments(parser, command)` (its own command-line options), `format_prediction(row)`,
+  `search_space()` (the keys worth tuning).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+import pathlib
+import shutil
+
+import keras
+import tensorflow as tf
+
+from apps.config import ConfigError, replace
+from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
+from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
+from export import ExportError
+from export.assets import FILE as ASSETS_FILE
+from export.assets import file_sha256, read_assets, write_assets
+from export.onnx import export_onnx
+from export.parity import write_report
+from export.savedmodel import export_savedmodel
+from export.tflite import export_tflite
+from pipelines.errors import DataError
+from pipelines.sources import complete_splits, parse_source
+from pipelines.tfds_source import split_names
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A finished run, loaded: its directory, resolved config, Keras model and preprocessor."""
+
+    run: RunDir
+    config: object
+    model: keras.Model
+    preprocessor: object
+
+
+@dataclasses.dataclass
+class Target:
+    """One ONNX or TFLite file: `function(*inputs in signature order)` -> dict of outputs.
+    `inputs` are checked in the runtime against the function's own outputs."""
+
+    name: str  # its key in parity.json
+    file: str
+    function: object  # a tf.function
+    signature: list  # tf.TensorSpec, named
+    inputs: dict  # name -> np.ndarray (any number of rows; TFLite runs them a batch at a time)
+    atol: float | None = 1e-4
+
+    def reference(self) -> dict:
+        outputs = self.function(*[tf.constant(self.inputs[spec.name]) for spec in self.signature])
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+@dataclasses.dataclass
+class ExportTargets:
+    """What `export` writes for an app: the SavedModel's signatures (`serving_default` takes raw
+    input), the ONNX and TFLite targets, and how `assets.json` describes them."""
+
+    signatures: dict  # name -> concrete function
+    serving_inputs: dict  # keyword inputs of serving_default, for the parity check
+    trackable: dict  # objects the signatures use (model, tables, modules)
+    onnx: list
+    tflite: list
+    files: dict  # assets.json: file or signature -> its inputs and outputs
+    extra: dict = dataclasses.field(default_factory=dict)  # assets.json: app-specific sections
+
+
+class App(abc.ABC):
+    name = ""
+    config_class = None
+    demo_inputs: tuple = ()
+    formats = ("savedmodel", "onnx", "tflite")
+    monitor = ("val_accuracy", "max")  # (the dev metric that picks the best epoch, max|min)
+    history_metrics = ("loss", "accuracy")  # plotted per epoch
+    synthetic_size = 1000  # training examples of `synthetic`; dev and test get a fifth each
+    synthetic_held_out = 5  # dev and test are synthetic_size // this
+
+    # --- sources ---------------------------------------------------------------------------
+
+    def synthetic_splits(self, size: int, seed: int) -> dict:
+        """{"train", "dev", "test"} -> examples of the app's generator."""
+        raise DataError(f"the {self.name} app has no synthetic source")
+
+    def read_directory(self, path: str) -> tuple[dict, dict]:
+        """A local directory -> (split -> examples, split -> file name)."""
+        raise DataError(f"the {self.name} app reads no local directory")
+
+    def tfds_split(self, name: str, split: str) -> list:
+        """The examples of one split of a TensorFlow Datasets dataset."""
+        raise DataError(f"the {self.name} app has no tfds source")
+
+    def load_splits(self, config) -> tuple[dict, str]:
+        """All three splits of `config.data.source`, and a note of where each came from."""
+        spec = parse_source(config.data.source)
+        if spec.kind == "synthetic":
+            size, seed = spec.param("size", self.synthetic_size), spec.param("seed", config.seed)
+            if size < 10:
+                raise DataError(f"synthetic size must be at least 10, received size={size}")
+            held = max(size // self.synthetic_held_out, 1)
+            return self.synthetic_splits(size, seed), f"synthetic: train {size}, dev and test {held} each (seed {seed})"
+        if spec.kind == "tfds":
+            found = split_names(spec.name)
+            splits = {split: self.tfds_split(spec.name, name) for split, name in found.items()}
+            for split, examples in splits.items():
+                if not examples:
+                    raise DataError(f"tfds:{spec.name} split {found[split]!r} is empty")
+        else:
+            splits, found = self.read_directory(spec.name)
+        d = config.data
+        return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
+
+    # --- preprocessing, model ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def make_preprocessor(self, config):
+        """An unfitted preprocessor of `pipelines` for `config`."""
+
+    def load_preprocessor(self, directory: pathlib.Path, config):
+        return type(self.make_preprocessor(config)).load(directory, config.data, **self.preprocessor_options(config))
+
+    def preprocessor_options(self, config) -> dict:
+        return {"seed": config.seed, "shuffle_buffer": config.train.shuffle_buffer}
+
+    def resolve(self, config, fitted: dict):
+        """The config with what the preprocessor found on train (lengths, vocabulary sizes...)."""
+        return config
+
+    @abc.abstractmethod
+    def build_model(self, config) -> keras.Model:
+        """The Keras model of a resolved config (layers from `layers/`)."""
+
+    @abc.abstractmethod
+    def loss_and_metrics(self, config) -> tuple:
+        """(loss, metrics) for `model.compile`."""
+
+    def compile(self, model: keras.Model, config) -> None:
+        loss, metrics = self.loss_and_metrics(config)
+        model.compile(optimizer=make_optimizer(config.train), loss=loss, metrics=metrics)
+
+    def score(self, loaded: Loaded, examples: list, **options) -> dict:
+        """Test metrics of `examples`: by default `model.evaluate`'s loss and metrics."""
+        if getattr(loaded.model, "optimizer", None) is None:  # loaded with compile=False
+            self.compile(loaded.model, loaded.config)
+        results = loaded.model.evaluate(loaded.preprocessor.dataset(examples, training=False), verbose=0,
+                                        return_dict=True)
+        return {**{k: float(v) for k, v in results.items()}, "examples": len(examples)}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def train(self, config, out, strategy: str = "default", callbacks=()) -> dict:
+        """Trains into the run directory `out` (resuming it if unfinished); returns test metrics."""
+        keras.utils.set_random_seed(config.seed)
+        splits, origin = self.load_splits(config)
+        config = replace(config, **{"data.splits": origin})
+        preprocessor = self.make_preprocessor(config)
+        config = self.resolve(config, preprocessor.fit(splits["train"]))
+        for note in preprocessor.notes:
+            log(note)
+        # Every split through the pipeline before the run exists: a label or token that only dev
+        # or test has fails here, not after training.
+        datasets = {name: preprocessor.dataset(splits[name], training=name == "train") for name in ("train", "dev")}
+        preprocessor.dataset(splits["test"], training=False)
+        with make_strategy(strategy).scope():  # a bad model or optimizer setting fails before the run exists
+            model = self.build_model(config)
+            self.compile(model, config)
+        run = RunDir(out)
+        run.start(config)
+        preprocessor.save(run.assets)
+        monitor, mode = self.monitor
+        fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, monitor=monitor, mode=mode,
+                callbacks=callbacks)
+        plot_history(run, self.history_metrics)
+        metrics = self.score(Loaded(run, config, model, preprocessor), splits["test"])
+        atomic_write_json(run.metrics("test"), metrics)
+        save_model_atomic(model, run.model)  # last: its presence marks the run as finished
+        return metrics
+
+    def load(self, run_dir) -> Loaded:
+        run = RunDir(run_dir).require_complete()
+        config = run.read_config(self.config_class)
+        model = keras.saving.load_model(run.model, safe_mode=True, compile=False)
+        return Loaded(run, config, model, self.load_preprocessor(run.assets, config))
+
+    def evaluate(self, run_dir, source: str | None = None, split: str = "test", **options) -> dict:
+        """Metrics of a split of the run's data (or of `source`, split as in training)."""
+        loaded = self.load(run_dir)
+        if source is not None:
+            loaded.config = replace(loaded.config, **{"data.source": source})
+        splits, _ = self.load_splits(loaded.config)
+        if split not in splits:
+            raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
+        metrics = self.score(loaded, splits[split], **options)
+        atomic_write_json(loaded.run.metrics(split), metrics)
+        return metrics
+
+    # --- serving and prediction --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def serving(self, loaded: Loaded) -> tf.Module:
+        """A `tf.Module` from raw input to readable output (used by `predict` and the SavedModel)."""
+
+    @abc.abstractmethod
+    def predict_rows(self, loaded: Loaded, serving: tf.Module, inputs: list[str], **options) -> list[dict]:
+        """One dict per input (the input, then the readable prediction), as `predict --json` prints."""
+
+    def predict(self, run_dir, inputs: list[str], **options) -> list[dict]:
+        if not inputs:
+            raise DataError("nothing to predict: give inputs as arguments or --file PATH")
+        loaded = self.load(run_dir)
+        serving = self.serving(loaded)  # held here: its tf.functions bind it weakly
+        return self.predict_rows(loaded, serving, list(inputs), **options)
+
+    def format_prediction(self, row: dict) -> str:
+        """One prediction as the CLI prints it."""
+        return "  ".join(f"{k}: {v}" for k, v in row.items())
+
+    def add_arguments(self, parser, command: str) -> None:
+        """Options of this app for `command` ("evaluate", "predict"), beside the shared ones."""
+
+    def search_space(self) -> dict:
+        """Config keys worth tuning -> values: a list of choices, or {"min", "max", "log"}."""
+        return {"train.learning_rate": {"min": 1e-4, "max": 1e-2, "log": True},
+                "data.batch_size": [16, 32, 64],
+                "regularization.input_dropout": [0.0, 0.1, 0.25],
+                "regularization.output_dropout": [0.0, 0.1, 0.25],
+                "train.clipping": ["global_norm", "adaptive"]}
+
+    # --- export ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def export_targets(self, loaded: Loaded, serving: tf.Module) -> ExportTargets:
+        """The SavedModel signatures, ONNX and TFLite targets and their assets.json description."""
+
+    def check_export(self, fmt: str, loaded: Loaded, serving: tf.Module, out: pathlib.Path) -> dict:
+        """Extra files or end-to-end checks of a format after its targets passed parity
+        (returned as more parity.json entries); raise ExportError to fail the export."""
+        return {}
+
+    def export(self, run_dir, out_dir, formats: list[str]) -> dict:
+        """Writes `formats` and `assets.json` to `out_dir`, each checked against the Keras model.
+
+        Everything is written to a staging folder first and swapped in whole: an export
+        directory holds one export of one run, and a failed export leaves the old one as it was.
+        """
+        unknown = [f for f in formats if f not in self.formats]
+        if unknown:
+            raise ConfigError(f"the {self.name} app exports {', '.join(self.formats)}; not {', '.join(unknown)}")
+        loaded = self.load(run_dir)
+        out = pathlib.Path(out_dir)
+        run_info = {"path": str(loaded.run.path.resolve()), "model_sha256": file_sha256(loaded.run.model)}
+        _check_export_destination(out, run_info)
+        staged = out.with_name(f".{out.name}.staging-{os.getpid()}")
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        try:
+            serving = self.serving(loaded)
+            targets = self.export_targets(loaded, serving)
+            report = {}
+            if "savedmodel" in formats:
+                reference = {k: v.numpy() for k, v in targets.signatures["serving_default"](
+                    **{k: tf.constant(v) for k, v in targets.serving_inputs.items()}).items()}
+                report["savedmodel"] = export_savedmodel(tf.Module(), targets.signatures, staged / "savedmodel",
+                                                         targets.serving_inputs, reference, trackable=targets.trackable)
+            for fmt, export_one in (("onnx", _export_onnx_target), ("tflite", _export_tflite_target)):
+                if fmt in formats:
+                    for target in getattr(targets, fmt):
+                        report[target.name] = export_one(target, staged, loaded.model)
+            for fmt in formats:
+                report.update(self.check_export(fmt, loaded, serving, staged))
+            write_assets(staged, self.name, run_info, loaded.preprocessor.assets(), targets.files, **targets.extra)
+            write_report(staged / "parity.json", report)
+            replace_dir_atomic(staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return report
+
+    @abc.abstractmethod
+    def predict_exported(self, export_dir, runtime: str, inputs: list[str], **options) -> list[dict]:
+        """Predictions from an export directory through one runtime, without the Keras model."""
+
+    def predict_export(self, export_dir, runtime: str, inputs: list[str], **options) -> list[dict]:
+        if not inputs:
+            raise DataError("nothing to predict: give inputs as arguments or --file PATH")
+        return self.predict_exported(pathlib.Path(export_dir), read_assets(export_dir), runtime, list(inputs),
+                                     **options)
+
+    # --- demo --------------------------------------------------------------------------------
+
+    def demo_config(self):
+        return self.config_class()
+
+
+def _export_onnx_target(target: Target, out: pathlib.Path, model) -> dict:
+    return export_onnx(target.function, target.signature, out / target.file, target.inputs, target.reference(),
+                       atol=target.atol)
+
+
+def _export_tflite_target(target: Target, out: pathlib.Path, model) -> dict:
+    return export_tflite(target.function, target.signature, out / target.file, target.inputs, target.reference(),
+                         atol=target.atol, trackable_obj=model)
+
+
+def _check_export_destination(out: pathlib.Path, run_info: dict) -> None:
+    """An export directory is replaced only by an export of the same run."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"--out {out} is a file")
+    if not any(out.iterdir()):
+        return
+    if not (out / ASSETS_FILE).exists():
+        raise ExportError(f"--out {out} is not empty and holds no export: choose another directory")
+    try:
+        previous = read_assets(out).get("run", {})
+    except ExportError:
+        previous = {}
+    if previous.get("model_sha256") != run_info["model_sha256"]:
+        raise ExportError(f"--out {out} holds an export of another run ({previous.get('path', 'unknown')}): "
+                          "choose another directory or remove it")

@@ -1,0 +1,42 @@
+"""Token cross-entropy over the non-padding positions of a sequence, with label smoothing: the
+loss of every app that predicts a token at each step (translation, tagging, captioning, char LM)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from layers import PACKAGE
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Per sequence: the mean over its non-padding targets (`y_true != pad_id`) of
+
+        (1 - label_smoothing) * -log p(y_t) - label_smoothing * mean_v log p(v)
+
+    (the smoothed target puts `label_smoothing` uniformly over the vocabulary). A sequence with
+    no target counts 0. `y_pred` are logits (batch, time, vocab); `y_true` ids (batch, time).
+
+    Example:
+    >>> loss = MaskedCrossEntropy()
+    >>> float(loss(keras.ops.array([[1, 0]]), keras.ops.zeros((1, 2, 4))))  # log(4), padding ignored
+    1.3862943649291992
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, pad_id: int = 0, name="masked_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), received label_smoothing={label_smoothing!r}")
+        self.label_smoothing, self.pad_id = float(label_smoothing), int(pad_id)
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log_softmax(y_pred, axis=-1)  # (batch, time, vocab)
+        y_true = ops.cast(y_true, "int32")
+        nll = -ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]  # (batch, time)
+        loss = (1.0 - self.label_smoothing) * nll - self.label_smoothing * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(y_true, self.pad_id), loss.dtype)
+        return ops.sum(loss * mask, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "pad_id": self.pad_id}
