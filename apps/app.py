@@ -33,7 +33,8 @@ import tensorflow as tf
 
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
-from apps.training import fit_run, log, make_optimizer, make_strategy, plot_history
+from apps.plots import plot_history
+from apps.training import fit_run, log, make_optimizer, make_strategy
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets

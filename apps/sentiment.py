@@ -178,9 +178,8 @@ class Sentiment(App):
     # --- export --------------------------------------------------------------------------------
 
     def export_targets(self, loaded, serving):
-        """savedmodel: `serving_default` (strings -> label, probability, probabilities), `numeric`
-        (token_ids -> probabilities) and `stream_step`; onnx: token_ids (batch, time) with dynamic
-        axes; tflite: token_ids (1, max_length), and `stream_step.tflite` (one token and states)."""
+        """savedmodel: strings in (serving_default), token_ids (numeric) and stream_step; onnx:
+        token_ids (batch, time); tflite: token_ids (1, max_length) and stream_step.tflite."""
         max_length = loaded.preprocessor.max_length
         samples = [*self.demo_inputs, "", "An UNSEEN wordzz, in the review!", " ".join(["good"] * (2 * max_length))]
         ids = loaded.preprocessor.encode_python(samples)

@@ -131,32 +131,3 @@ def fit_run(
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
         model.set_weights(best.get_weights())
     return first.epoch or 0
-
-
-def plot_history(run: RunDir, metrics=("loss", "accuracy")) -> None:
-    """Writes `RUN/plots/training.png`: each metric for training and validation per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(run.history, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5))
-    for ax, name in zip(axes if len(metrics) > 1 else [axes], metrics):
-        for prefix, style in (("", "-o"), ("val_", "--s")):
-            key = prefix + name
-            if key in rows[0]:
-                ax.plot(epochs, [float(r[key]) for r in rows], style, label=key)
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = run.plots / ".training.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(run.plots / "training.png")

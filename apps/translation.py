@@ -21,6 +21,8 @@ import tensorflow as tf
 from keras import ops
 
 from apps.app import App, ExportTargets, Loaded, Target
+from apps.plots import plot_attention
+from apps.seq2seq import AttentionDecoding
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
@@ -29,7 +31,6 @@ from export.step_loop import greedy_step_loop
 from export.tflite import TFLiteRunner
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
-from layers.decoding import beam_search, greedy_search
 from layers.masked_cross_entropy import MaskedCrossEntropy
 from layers.masked_pooling import MaskedPooling
 from pipelines import synthetic_translation
@@ -83,66 +84,19 @@ class TranslationConfig:
                                  "train.epochs": 2})
 
 
-class Translator(tf.Module):
-    """Raw source strings in, translations out (greedy or beam search), all in-graph; also the
-    encoder and one decoder step as functions for host-side loops."""
+class Translator(AttentionDecoding):
+    """Raw source strings in, translations out (greedy or beam search), all in-graph."""
 
     def __init__(self, model: keras.Model, preprocessor: Seq2SeqPreprocessor, config: TranslationConfig):
-        super().__init__()
+        encoder = keras.Model(model.get_layer("source_ids").output,
+                              [model.get_layer("encoder").output, model.get_layer("initial_state").output])
+        super().__init__(encoder, model.get_layer("decoder"), preprocessor.bos_id, preprocessor.eos_id,
+                         preprocessor.target_max_length + config.decode.extra_length, config.decode.alpha)
         self.model, self.config, self.preprocessor = model, config, preprocessor
         self.tables = preprocessor.tables()  # tracked: the SavedModel saves them
         self.target_tokens = tf.constant(preprocessor.target_vocab.tokens)
         self.ids_to_text = preprocessor.target_text(self.target_tokens)
-        self.bos_id, self.eos_id = preprocessor.bos_id, preprocessor.eos_id
-        self.encoder = keras.Model(model.get_layer("source_ids").output,
-                                   [model.get_layer("encoder").output, model.get_layer("initial_state").output])
-        self.decoder = model.get_layer("decoder")
-        self.state_names = [f"state_{i}" for i in range(len(self.decoder.state_sizes()))]
-        self.max_decode = preprocessor.target_max_length + config.decode.extra_length
         self._decoders = {}  # beam width -> traced decoding of strings
-
-    def start(self, source_ids):
-        """Decoder states for a batch of source ids: cell states plus the memory they attend to."""
-        memory, first_h = self.encoder(source_ids)
-        memory_mask = tf.not_equal(source_ids, PAD_ID)
-        keys = self.decoder.prepare_memory(memory, memory_mask)
-        return (self.decoder.initial_states(first_h), memory, keys, memory_mask)
-
-    def step(self, token_ids, states):
-        cell_states, memory, keys, memory_mask = states
-        logits, cell_states, weights = self.decoder.step(token_ids, cell_states, memory, keys, memory_mask)
-        return logits, (cell_states, memory, keys, memory_mask), weights
-
-    @tf.function
-    def encode(self, source_ids):
-        """source_ids -> what the decoder steps need: memory, keys and the first states."""
-        cell_states, memory, keys, _ = self.start(source_ids)
-        return {"memory": memory, "keys": keys, **dict(zip(self.state_names, cell_states))}
-
-    @tf.function
-    def decoder_step(self, token_ids, source_ids, memory, keys, *states):
-        """One step: previous token and states in; logits, attention and new states out."""
-        logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys,
-                                                    tf.not_equal(source_ids, PAD_ID))
-        return {"logits": logits, "attention": weights, **dict(zip(self.state_names, states))}
-
-    def step_signature(self, batch=None, source_length=None) -> list[tf.TensorSpec]:
-        d = self.decoder
-        return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
-                tf.TensorSpec([batch, source_length], tf.int32, name="source_ids"),
-                tf.TensorSpec([batch, source_length, d.memory_dim], tf.float32, name="memory"),
-                tf.TensorSpec(d.keys_shape(batch, source_length), tf.float32, name="keys"),
-                *[tf.TensorSpec([batch, size], tf.float32, name=name)
-                  for name, size in zip(self.state_names, d.state_sizes())]]
-
-    def decode_ids(self, source_ids, beam_width: int = 0):
-        batch = tf.shape(source_ids)[0]
-        states = self.start(source_ids)
-        if beam_width:
-            tokens, *_ = beam_search(self.step, states, batch, self.bos_id, self.eos_id, self.max_decode,
-                                     beam_width=beam_width, alpha=self.config.decode.alpha)
-            return tokens[:, 0]
-        return greedy_search(self.step, states, batch, self.bos_id, self.eos_id, self.max_decode)[0]
 
     def translate_texts(self, texts, beam_width: int = 0):
         """Translations of a batch of strings, with a graph traced once per beam width."""
@@ -172,23 +126,6 @@ class Translator(tf.Module):
         source_tokens = self.preprocessor.source_vocab.decode(source_ids.numpy()[0])
         target_tokens = self.preprocessor.target_vocab.decode(target_ids.numpy()[0]) + [EOS]
         return weights.numpy()[0, : len(target_tokens), : len(source_tokens)], source_tokens, target_tokens
-
-
-def plot_attention(path, weights, source_tokens, target_tokens) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(source_tokens), 1 + 0.4 * len(target_tokens)))
-    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
-    ax.set_yticks(range(len(target_tokens)), target_tokens)
-    ax.set_xlabel("source")
-    ax.set_ylabel("translation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 class Translation(App):

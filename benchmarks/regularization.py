@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 
@@ -58,23 +57,17 @@ def _corpus(text_path: str | None, bptt: int, batch: int):
 
 def _child(variant: str, args) -> dict:
     import keras
-    import numpy as np
 
+    from layers.bits_per_character import BitsPerCharacter
+    from layers.char_language_model import char_language_model
     from layers.clipping import ClippedAdam
-    from layers.carried_state import CarriedState
-    from layers.recurrent_stack import RecurrentStack
 
     keras.utils.set_random_seed(0)
     cell, dropout = variant.split("/")
     vocab, train, val = _corpus(args.text, args.bptt, args.batch)
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
-    reset = keras.Input((), dtype="bool", name="reset")
-    x = keras.layers.Embedding(len(vocab), 64, mask_zero=True)(tokens)
     options = {"max_steps": args.bptt} if cell == "bn_lstm" else {}
-    stack = RecurrentStack(cell, [args.units], return_sequences=True, return_state=True, cell_options=options,
-                           seed=0, **DROPOUT[dropout])
-    x = CarriedState(stack, args.batch)(x, reset)
-    model = keras.Model({"tokens": tokens, "reset": reset}, keras.layers.Dense(len(vocab))(x))
+    model = char_language_model(len(vocab), [args.units], args.batch, cell, cell_options=options, seed=0,
+                                **DROPOUT[dropout])
     model.compile(ClippedAdam(2e-3, clipping="global_norm", clip_threshold=1.0),  # skips non-finite steps
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
 
@@ -91,13 +84,11 @@ def _child(variant: str, args) -> dict:
 
     def bits_per_character(layout, batches):
         """In stream order from a batch where every row starts a document, state carried."""
-        total, nats = 0.0, 0.0
+        metric = BitsPerCharacter()
         for k in range(batches):
             logits = model({"tokens": layout.inputs[k], "reset": layout.reset[k]}, training=False)
-            per_position = keras.losses.sparse_categorical_crossentropy(layout.targets[k], logits, from_logits=True)
-            nats += float((np.asarray(per_position, np.float64) * layout.weights[k]).sum())
-            total += float(layout.weights[k].sum())
-        return nats / total / math.log(2), total
+            metric.update_state(layout.targets[k], logits, layout.weights[k])
+        return float(metric.result()), float(metric.count.numpy())
 
     bpc, total = bits_per_character(val, len(val.inputs))
     train_bpc, _ = bits_per_character(train, min(len(train.inputs), len(val.inputs)))  # as many batches

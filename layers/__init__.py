@@ -10,6 +10,7 @@ PACKAGE = "rnnapps"  # the one `register_keras_serializable` package name
 from layers import cells  # noqa: E402, F401  (every cell module)
 from layers.attention_decoder import AttentionDecoder  # noqa: E402, F401
 from layers.bahdanau_attention import BahdanauAttention  # noqa: E402, F401
+from layers.batchnorm_lstm import BatchNormLSTM  # noqa: E402, F401
 from layers.carried_state import CarriedState  # noqa: E402, F401
 from layers.clipping import ClippedAdam, ClippedRMSprop, ClippedSGD  # noqa: E402, F401
 from layers.embedding_dropout import DropoutEmbedding  # noqa: E402, F401

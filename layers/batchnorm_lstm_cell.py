@@ -39,8 +39,9 @@ class BatchNormLSTMCell(LSTMCell):
     timesteps from `max_steps` on use (and in training do not move) those of `max_steps - 1`.
     Gammas start at `gamma_initial_value` (0.1, as in the paper), betas at 0.
 
-    It runs inside `layers.Recurrent` (which hands each step its mask and position), not in a
-    plain `keras.layers.RNN`. Each call starts again at timestep 0.
+    Not a Keras RNN cell: its steps need the mask and the position, which `keras.layers.RNN`
+    does not give a cell. Run it as `layers.BatchNormLSTM` (or `RecurrentStack("bn_lstm", ...)`),
+    the layer that owns its loop; `call` refuses. Each call starts again at timestep 0.
 
     Args:
         units, forget_bias, kernel_initializer, recurrent_initializer: as `LSTMCell`.
@@ -84,8 +85,8 @@ class BatchNormLSTMCell(LSTMCell):
                     shape=(self.max_steps, size), name=f"{name}_moving_{stat}", initializer=init, trainable=False))
 
     def call(self, inputs, states, training=False):
-        raise ValueError("bn_lstm keeps statistics per timestep: run it in layers.Recurrent (or RecurrentStack), "
-                         "not keras.layers.RNN")
+        raise ValueError("bn_lstm keeps statistics per timestep and is not a Keras RNN cell: run it as "
+                         "layers.BatchNormLSTM (or RecurrentStack('bn_lstm', ...)), not in keras.layers.RNN")
 
     def population(self, name: str, positions):
         index = ops.minimum(positions, self.max_steps - 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from layers.batchnorm_lstm import BatchNormLSTM
 from layers.batchnorm_lstm_cell import BatchNormLSTMCell
 from layers.cifg_lstm_cell import CIFGLSTMCell
 from layers.elman_cell import ElmanCell
@@ -38,8 +39,12 @@ CELLS = {
     "scrn": (SCRNCell, "structurally constrained RNN: slow context units s beside a fast layer (alpha=)"),
     "layernorm_lstm": (LayerNormLSTMCell, "LSTM with layer-normalised gate pre-activations and cell state (Ba et al.)"),
     "bn_lstm": (BatchNormLSTMCell, "LSTM with recurrent batch normalization, statistics per timestep up to "
-                                   "max_steps (Cooijmans et al.); needs layers.Recurrent"),
+                                   "max_steps (Cooijmans et al.); a layer with its own loop, not a Keras RNN cell"),
 }
+
+# Cells that are not Keras RNN cells (their steps need the mask and the timestep): the layer that
+# runs each. `RecurrentStack` builds these instead of `Recurrent(cell)`.
+LAYERS = {"bn_lstm": BatchNormLSTM}
 
 
 def names() -> list[str]:

@@ -39,6 +39,8 @@ def describe_implementation(cell: str, options: dict, prefer_fused: bool, recurr
     fused = fused_layer(cell, options, recurrent_dropout) if prefer_fused else None
     if fused is not None:
         return f"layers.{fused.__name__} (keras.layers.{fused.__bases__[-1].__name__}, fused on GPU)"
+    if cell in cells.LAYERS:
+        return f"layers.{cells.LAYERS[cell].__name__}"
     return f"layers.Recurrent({type(cells.get(cell, 1, **options)).__name__})"
 
 
@@ -94,6 +96,8 @@ class RecurrentStack(keras.layers.Layer):
                           name=name, seed=None if seed is None else seed + index, **self.dropout_options)
             if fused is not None:
                 return fused(size, **common, **self.cell_options)
+            if cell in cells.LAYERS:  # a cell with a loop of its own
+                return cells.LAYERS[cell](size, **common, **self.cell_options)
             return Recurrent(cells.get(cell, size, **self.cell_options), **common)
 
         self.recurrent_layers = []

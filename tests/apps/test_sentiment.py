@@ -90,7 +90,7 @@ def test_tfds_imdb_reviews_through_mock_data(tmp_path):
 @pytest.mark.parametrize("cell, recurrent_dropout, implementation", [
     ("lstm", 0.0, "layers.FusedLSTM (keras.layers.LSTM, fused on GPU)"),
     ("lstm", 0.2, "layers.Recurrent(LSTMCell)"),
-    ("bn_lstm", 0.2, "layers.Recurrent(BatchNormLSTMCell)"),
+    ("bn_lstm", 0.2, "layers.BatchNormLSTM"),
 ])
 def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, recurrent_dropout, implementation):
     config = replace(SentimentConfig.smoke(), **{

@@ -124,8 +124,24 @@ def test_round_trip_bidirectional_stack_and_plain_rnn_refused(tmp_path):
     np.testing.assert_allclose(reloaded(batch), model(batch), atol=1e-6)
     moving = [w for w in model.weights if "moving_mean" in w.path]
     assert len(moving) == 12 and all(np.abs(w.numpy()).sum() > 0 for w in moving)  # training moved them
-    with pytest.raises(ValueError, match="run it in layers.Recurrent"):
+    with pytest.raises(ValueError, match="not a Keras RNN cell: run it as layers.BatchNormLSTM"):
         keras.layers.RNN(cells.get("bn_lstm", 3))(np.ones((1, 2, 3)))
+
+
+def test_the_layer_runs_the_cell_and_round_trips():
+    from layers.batchnorm_lstm import BatchNormLSTM
+    from layers.recurrent_stack import RecurrentStack
+
+    layer = BatchNormLSTM(4, max_steps=3, momentum=0.5, epsilon=1e-2, return_sequences=True, go_backwards=True)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    layer(x)
+    clone = BatchNormLSTM.from_config(layer.get_config())
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(x), layer(x), atol=1e-6)
+    assert (clone.cell.max_steps, clone.cell.momentum, clone.cell.epsilon, clone.go_backwards) == (3, 0.5, 1e-2, True)
+    stack = RecurrentStack("bn_lstm", [4], cell_options={"max_steps": 3})
+    assert isinstance(stack.recurrent_layers[0], BatchNormLSTM)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])

@@ -1,0 +1,67 @@
+"""Decoding with an encoder and an `AttentionDecoder`, shared by the sequence-to-sequence apps:
+in-graph greedy and beam search, and the encoder and one decoder step as functions for
+host-side loops and step exports (`export.step_loop`)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from layers.decoding import beam_search, greedy_search
+from pipelines.vocabulary import PAD_ID
+
+
+class AttentionDecoding(tf.Module):
+    """`encoder`: a Keras model from source ids (batch, time) to (memory (batch, time, d),
+    first decoder state (batch, units)); `decoder`: the model's `AttentionDecoder`. Source
+    positions holding `PAD_ID` are masked out of the attention."""
+
+    def __init__(self, encoder: keras.Model, decoder, bos_id: int, eos_id: int, max_decode: int, alpha: float = 0.6):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.bos_id, self.eos_id, self.max_decode, self.alpha = bos_id, eos_id, max_decode, alpha
+        self.state_names = [f"state_{i}" for i in range(len(decoder.state_sizes()))]
+
+    def start(self, source_ids):
+        """Decoder states for a batch of source ids: cell states plus the memory they attend to."""
+        memory, first_h = self.encoder(source_ids)
+        memory_mask = tf.not_equal(source_ids, PAD_ID)
+        keys = self.decoder.prepare_memory(memory, memory_mask)
+        return (self.decoder.initial_states(first_h), memory, keys, memory_mask)
+
+    def step(self, token_ids, states):
+        cell_states, memory, keys, memory_mask = states
+        logits, cell_states, weights = self.decoder.step(token_ids, cell_states, memory, keys, memory_mask)
+        return logits, (cell_states, memory, keys, memory_mask), weights
+
+    def decode_ids(self, source_ids, beam_width: int = 0):
+        """(batch, steps) target ids, greedy or the best of a beam search, [EOS] then padding."""
+        batch = tf.shape(source_ids)[0]
+        states = self.start(source_ids)
+        if beam_width:
+            tokens, *_ = beam_search(self.step, states, batch, self.bos_id, self.eos_id, self.max_decode,
+                                     beam_width=beam_width, alpha=self.alpha)
+            return tokens[:, 0]
+        return greedy_search(self.step, states, batch, self.bos_id, self.eos_id, self.max_decode)[0]
+
+    @tf.function
+    def encode(self, source_ids):
+        """source_ids -> what the decoder steps need: memory, keys and the first states."""
+        cell_states, memory, keys, _ = self.start(source_ids)
+        return {"memory": memory, "keys": keys, **dict(zip(self.state_names, cell_states))}
+
+    @tf.function
+    def decoder_step(self, token_ids, source_ids, memory, keys, *states):
+        """One step: previous token and states in; logits, attention and new states out."""
+        logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys,
+                                                    tf.not_equal(source_ids, PAD_ID))
+        return {"logits": logits, "attention": weights, **dict(zip(self.state_names, states))}
+
+    def step_signature(self, batch=None, source_length=None) -> list[tf.TensorSpec]:
+        d = self.decoder
+        return [tf.TensorSpec([batch], tf.int32, name="token_ids"),
+                tf.TensorSpec([batch, source_length], tf.int32, name="source_ids"),
+                tf.TensorSpec([batch, source_length, d.memory_dim], tf.float32, name="memory"),
+                tf.TensorSpec(d.keys_shape(batch, source_length), tf.float32, name="keys"),
+                *[tf.TensorSpec([batch, size], tf.float32, name=name)
+                  for name, size in zip(self.state_names, d.state_sizes())]]
