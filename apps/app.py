@@ -100,9 +100,16 @@ class App(abc.ABC):
 
     # --- sources ---------------------------------------------------------------------------
 
-    def synthetic_splits(self, size: int, seed: int) -> dict:
-        """{"train", "dev", "test"} -> examples of the app's generator."""
+    def generate(self, n: int, seed: int) -> list:
+        """`n` examples of the app's generator (the `synthetic` source)."""
         raise DataError(f"the {self.name} app has no synthetic source")
+
+    def synthetic_splits(self, size: int, seed: int) -> dict:
+        """{"train", "dev", "test"} -> generated examples: `size` for train and
+        size // synthetic_held_out for dev and test, each split from a seed of its own."""
+        held = max(size // self.synthetic_held_out, 1)
+        return {name: self.generate(n, seed + k) for k, (name, n) in enumerate((("train", size), ("dev", held),
+                                                                                 ("test", held)))}
 
     def read_directory(self, path: str) -> tuple[dict, dict]:
         """A local directory -> (split -> examples, split -> file name)."""

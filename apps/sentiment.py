@@ -96,13 +96,9 @@ class Sentiment(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def synthetic_splits(self, size, seed):
-        held = max(size // self.synthetic_held_out, 1)
-        generated = {"train": synthetic_sentiment.generate(size, seed),
-                     "dev": synthetic_sentiment.generate(held, seed + 1),
-                     "test": synthetic_sentiment.generate(held, seed + 2)}
-        return {name: [TextExample(s.text, s.label, f"synthetic:{name} #{i}") for i, s in enumerate(samples)]
-                for name, samples in generated.items()}
+    def generate(self, n, seed):
+        return [TextExample(s.text, s.label, f"synthetic (seed {seed}) #{i}")
+                for i, s in enumerate(synthetic_sentiment.generate(n, seed))]
 
     def read_directory(self, path):
         files = find_split_files(path)

@@ -1,19 +1,18 @@
-"""What every app's training shares: the distribution strategy, the resumable `fit` into a run
-directory, the best model kept atomically, and the training curves."""
+"""What every app's training shares: the distribution strategy, the optimizer of the config and
+the resumable `fit` into a run directory."""
 
 from __future__ import annotations
 
-import csv
-import math
 import sys
 import warnings
 
 import keras
 import tensorflow as tf
 
-from layers.clipping import OPTIMIZERS, GradientStatistics
+from apps.callbacks import FirstEpoch, KeepBest
 from apps.config import ConfigError
-from apps.rundir import RunDir, save_model_atomic
+from apps.rundir import RunDir
+from layers.clipping import OPTIMIZERS, GradientStatistics
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -51,51 +50,6 @@ def make_optimizer(config) -> keras.optimizers.Optimizer:
             clip_decay=config.clip_decay, clip_warmup=config.clip_warmup, clip_multiplier=config.clip_multiplier)
     except ValueError as e:
         raise ConfigError(f"train: {e}") from None
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Saves the model to `path` atomically whenever `monitor` improves.
-
-    On a resumed run the best value so far is read back from the history file, so an earlier,
-    better epoch is not overwritten by a worse one.
-    """
-
-    def __init__(self, path, monitor: str, mode: str, history_path=None):
-        super().__init__()
-        self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
-        self.best = -math.inf if mode == "max" else math.inf
-
-    def _better(self, value: float) -> bool:
-        return value > self.best if self.mode == "max" else value < self.best
-
-    def on_train_begin(self, logs=None):
-        if self.history_path is not None and self.history_path.exists() and self.path.exists():
-            with open(self.history_path, newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get(self.monitor):
-                        value = float(row[self.monitor])
-                        if self._better(value):
-                            self.best = value
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and self._better(float(value)):
-            self.best = float(value)
-            save_model_atomic(self.model, self.path)
-
-
-class FirstEpoch(keras.callbacks.Callback):
-    """Records the epoch at which `fit` started (after BackupAndRestore moved it)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.epoch is None:
-            self.epoch = epoch
-            if epoch > 0:
-                log(f"resuming from the checkpoint after epoch {epoch}")
 
 
 def fit_run(

@@ -139,13 +139,9 @@ class Translation(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def synthetic_splits(self, size, seed):
-        held = max(size // self.synthetic_held_out, 1)
-        generated = {"train": synthetic_translation.generate(size, seed),
-                     "dev": synthetic_translation.generate(held, seed + 1),
-                     "test": synthetic_translation.generate(held, seed + 2)}
-        return {name: [Pair(s.source, s.target, f"synthetic:{name} #{i}") for i, s in enumerate(samples)]
-                for name, samples in generated.items()}
+    def generate(self, n, seed):
+        return [Pair(s.source, s.target, f"synthetic (seed {seed}) #{i}")
+                for i, s in enumerate(synthetic_translation.generate(n, seed))]
 
     def read_directory(self, path):
         files = find_split_files(path, extensions=(".tsv",))

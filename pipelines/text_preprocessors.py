@@ -33,13 +33,13 @@ SETTINGS = "preprocessing.json"
 BOS, EOS = "[BOS]", "[EOS]"
 
 
-def _write_json(path: pathlib.Path, obj) -> None:
+def write_json(path: pathlib.Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 
-def _read_json(path: pathlib.Path) -> dict:
+def read_json(path: pathlib.Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -48,7 +48,7 @@ def _read_json(path: pathlib.Path) -> dict:
         raise DataError(f"{path} is corrupt: {e}") from None
 
 
-def _max_length(configured: int | None, stats, what: str, notes: list[str]) -> int:
+def max_length_from(configured: int | None, stats, what: str, notes: list[str]) -> int:
     notes.append(f"{what}{stats.describe()}")
     return configured if configured is not None else stats.at_percentile
 
@@ -59,7 +59,7 @@ def _count_cut(lengths: Sequence[int], limit: int, what: str, setting: str, note
         notes.append(f"warning: {cut} of {len(lengths)} {what} are longer than {setting}={limit} and were truncated")
 
 
-class _TextPreprocessor(abc.ABC):
+class TextPreprocessor(abc.ABC):
     """What both text preprocessors share: settings, the tokenizer description and bucketing."""
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
@@ -78,12 +78,12 @@ class _TextPreprocessor(abc.ABC):
     def tables(self) -> dict[str, tf.lookup.StaticHashTable]:
         """Every lookup table, for a serving module to track (and a SavedModel to save)."""
 
-    def _boundaries(self, lengths: Sequence[int], max_length: int) -> list[int] | None:
+    def bucket_boundaries(self, lengths: Sequence[int], max_length: int) -> list[int] | None:
         if not self.data.bucketing:
             return None
         return bucket_boundaries(lengths, self.data.num_buckets, max_length)
 
-    def _shuffle(self, n: int, training: bool) -> int:
+    def shuffle_size(self, n: int, training: bool) -> int:
         return min(self.shuffle_buffer, n) if training else 0
 
     def tokenizer_assets(self) -> dict:
@@ -91,7 +91,7 @@ class _TextPreprocessor(abc.ABC):
                 "kept_delimiters": KEPT_DELIMITERS}
 
 
-class TextClassificationPreprocessor(_TextPreprocessor):
+class TextClassificationPreprocessor(TextPreprocessor):
     """Texts -> token ids (batch, time), labels -> ids in the sorted order of the training labels.
 
     Example:
@@ -102,7 +102,7 @@ class TextClassificationPreprocessor(_TextPreprocessor):
     >>> p.fit([S(text="good film", label="pos"), S(text="bad", label="neg")])
     {'max_length': 2, 'num_classes': 2, 'vocab_size': 5}
     >>> p.encode_python(["Good movie"]).tolist()
-    [[3, 1]]
+    [[4, 1]]
     """
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
@@ -122,10 +122,10 @@ class TextClassificationPreprocessor(_TextPreprocessor):
         lengths = [len(t) for t in tokens]
         self.notes = [f"train: {len(examples)} examples, {len(self.vocab)} tokens in the vocabulary, "
                       f"labels {self.labels}"]
-        self.max_length = _max_length(d.max_length, length_stats(lengths, d.length_percentile), "", self.notes)
+        self.max_length = max_length_from(d.max_length, length_stats(lengths, d.length_percentile), "", self.notes)
         self.notes.append(f"max_length = {self.max_length}" + (
             " (set in the config)" if d.max_length is not None else f" ({d.length_percentile:g}th percentile)"))
-        self.boundaries = self._boundaries(lengths, self.max_length)
+        self.boundaries = self.bucket_boundaries(lengths, self.max_length)
         return {"max_length": self.max_length, "num_classes": len(self.labels), "vocab_size": len(self.vocab)}
 
     def label_ids(self, examples) -> list[int]:
@@ -139,7 +139,7 @@ class TextClassificationPreprocessor(_TextPreprocessor):
         """(token_ids, label_id) batches, bucketed by length; shuffled when `training`."""
         return labeled_text_dataset([e.text for e in examples], self.label_ids(examples), self.tf_encoder(),
                                     self.data.batch_size, self.boundaries,
-                                    shuffle_buffer=self._shuffle(len(examples), training), seed=self.seed)
+                                    shuffle_buffer=self.shuffle_size(len(examples), training), seed=self.seed)
 
     def tables(self):
         return {"vocab": self.table("vocab", self.vocab)}
@@ -160,14 +160,14 @@ class TextClassificationPreprocessor(_TextPreprocessor):
         self.vocab.save(directory / "vocab.txt")
         (directory / ".labels.txt.tmp").write_text("\n".join(self.labels) + "\n", encoding="utf-8")
         (directory / ".labels.txt.tmp").replace(directory / "labels.txt")
-        _write_json(directory / SETTINGS, {"max_length": self.max_length, "boundaries": self.boundaries})
+        write_json(directory / SETTINGS, {"max_length": self.max_length, "boundaries": self.boundaries})
 
     @classmethod
     def load(cls, directory: pathlib.Path, data, **options) -> "TextClassificationPreprocessor":
         p = cls(data, **options)
         p.vocab = Vocabulary.load(directory / "vocab.txt")
         p.labels = (directory / "labels.txt").read_text(encoding="utf-8").splitlines()
-        settings = _read_json(directory / SETTINGS)
+        settings = read_json(directory / SETTINGS)
         p.max_length, p.boundaries = settings["max_length"], settings["boundaries"]
         return p
 
@@ -183,7 +183,7 @@ class TextClassificationPreprocessor(_TextPreprocessor):
                             assets["max_length"], length)
 
 
-class Seq2SeqPreprocessor(_TextPreprocessor):
+class Seq2SeqPreprocessor(TextPreprocessor):
     """Source texts -> ids; target texts -> `[BOS] ids` (decoder inputs) and `ids [EOS]` (the
     targets), cut to `target_max_length` with [EOS]; generated ids -> detokenized text.
 
@@ -218,15 +218,15 @@ class Seq2SeqPreprocessor(_TextPreprocessor):
         target_lengths = [len(t) + 1 for t in target_tokens]  # + [EOS]
         self.notes = [f"train: {len(pairs)} pairs; vocabularies: source {len(self.source_vocab)}, "
                       f"target {len(self.target_vocab)}"]
-        self.max_length = _max_length(d.max_length, length_stats(source_lengths, d.length_percentile),
+        self.max_length = max_length_from(d.max_length, length_stats(source_lengths, d.length_percentile),
                                       "source ", self.notes)
-        self.target_max_length = _max_length(self.target_max_length,
+        self.target_max_length = max_length_from(self.target_max_length,
                                              length_stats(target_lengths, d.length_percentile),
                                              "target (with [EOS]) ", self.notes)
         self.notes.append(f"max_length = {self.max_length} (source), target_max_length = {self.target_max_length}")
         _count_cut(target_lengths, self.target_max_length, "training targets", "target_max_length", self.notes)
         _count_cut(source_lengths, self.max_length, "training sources", "max_length", self.notes)
-        self.boundaries = self._boundaries(source_lengths, self.max_length)
+        self.boundaries = self.bucket_boundaries(source_lengths, self.max_length)
         return {"max_length": self.max_length, "target_max_length": self.target_max_length,
                 "source_vocab_size": len(self.source_vocab), "target_vocab_size": len(self.target_vocab)}
 
@@ -262,7 +262,7 @@ class Seq2SeqPreprocessor(_TextPreprocessor):
 
         ds = tf.data.Dataset.from_tensor_slices(([p.source for p in pairs], [p.target for p in pairs]))
         if training:
-            ds = ds.shuffle(self._shuffle(len(pairs), training), seed=self.seed)
+            ds = ds.shuffle(self.shuffle_size(len(pairs), training), seed=self.seed)
         ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         ds = ds.map(lambda inputs, out: (inputs, out))  # ragged rows -> dense tensors
         return ds.apply(pad_and_bucket(self.data.batch_size, self.boundaries)).prefetch(tf.data.AUTOTUNE)
@@ -282,7 +282,7 @@ class Seq2SeqPreprocessor(_TextPreprocessor):
     def save(self, directory: pathlib.Path) -> None:
         self.source_vocab.save(directory / "source_vocab.txt")
         self.target_vocab.save(directory / "target_vocab.txt")
-        _write_json(directory / SETTINGS, {"max_length": self.max_length, "boundaries": self.boundaries,
+        write_json(directory / SETTINGS, {"max_length": self.max_length, "boundaries": self.boundaries,
                                            "target_max_length": self.target_max_length})
 
     @classmethod
@@ -290,7 +290,7 @@ class Seq2SeqPreprocessor(_TextPreprocessor):
         p = cls(data, **options)
         p.source_vocab = Vocabulary.load(directory / "source_vocab.txt")
         p.target_vocab = Vocabulary.load(directory / "target_vocab.txt")
-        settings = _read_json(directory / SETTINGS)
+        settings = read_json(directory / SETTINGS)
         p.max_length, p.boundaries = settings["max_length"], settings["boundaries"]
         p.target_max_length = settings["target_max_length"]
         return p
