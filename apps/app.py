@@ -97,6 +97,7 @@ class App(abc.ABC):
     history_metrics = ("loss", "accuracy")  # plotted per epoch
     synthetic_size = 1000  # training examples of `synthetic`; dev and test get a fifth each
     synthetic_held_out = 5  # dev and test are synthetic_size // this
+    sample_weights = False  # whether the datasets yield (inputs, targets, weights)
 
     # --- sources ---------------------------------------------------------------------------
 
@@ -111,11 +112,11 @@ class App(abc.ABC):
         return {name: self.generate(n, seed + k) for k, (name, n) in enumerate((("train", size), ("dev", held),
                                                                                  ("test", held)))}
 
-    def read_directory(self, path: str) -> tuple[dict, dict]:
+    def read_directory(self, path: str, config) -> tuple[dict, dict]:
         """A local directory -> (split -> examples, split -> file name)."""
         raise DataError(f"the {self.name} app reads no local directory")
 
-    def tfds_split(self, name: str, split: str) -> list:
+    def tfds_split(self, name: str, split: str, config) -> list:
         """The examples of one split of a TensorFlow Datasets dataset."""
         raise DataError(f"the {self.name} app has no tfds source")
 
@@ -130,12 +131,12 @@ class App(abc.ABC):
             return self.synthetic_splits(size, seed), f"synthetic: train {size}, dev and test {held} each (seed {seed})"
         if spec.kind == "tfds":
             found = split_names(spec.name)
-            splits = {split: self.tfds_split(spec.name, name) for split, name in found.items()}
+            splits = {split: self.tfds_split(spec.name, name, config) for split, name in found.items()}
             for split, examples in splits.items():
                 if not examples:
                     raise DataError(f"tfds:{spec.name} split {found[split]!r} is empty")
         else:
-            splits, found = self.read_directory(spec.name)
+            splits, found = self.read_directory(spec.name, config)
         d = config.data
         return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
 
@@ -165,7 +166,9 @@ class App(abc.ABC):
 
     def compile(self, model: keras.Model, config) -> None:
         loss, metrics = self.loss_and_metrics(config)
-        model.compile(optimizer=make_optimizer(config.train), loss=loss, metrics=metrics)
+        # Datasets that yield (inputs, targets, weights) weigh the metrics too (0 on padding).
+        key = "weighted_metrics" if self.sample_weights else "metrics"
+        model.compile(optimizer=make_optimizer(config.train), loss=loss, **{key: metrics})
 
     def score(self, loaded: Loaded, examples: list, **options) -> dict:
         """Test metrics of `examples`: by default `model.evaluate`'s loss and metrics."""

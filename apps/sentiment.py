@@ -100,12 +100,12 @@ class Sentiment(App):
         return [TextExample(s.text, s.label, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_sentiment.generate(n, seed))]
 
-    def read_directory(self, path):
+    def read_directory(self, path, config):
         files = find_split_files(path)
         return ({split: read_labeled_text(f) for split, f in files.items()},
                 {split: pathlib.Path(f).name for split, f in files.items()})
 
-    def tfds_split(self, name, split):
+    def tfds_split(self, name, split, config):
         ds, info = load_tfds_split(name, split)
         names = getattr(info.features["label"], "names", None)
         return [TextExample(row["text"].decode("utf-8", errors="replace"),

@@ -143,7 +143,7 @@ class Translation(App):
         return [Pair(s.source, s.target, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_translation.generate(n, seed))]
 
-    def read_directory(self, path):
+    def read_directory(self, path, config):
         files = find_split_files(path, extensions=(".tsv",))
         splits = {split: [Pair(*row) for row in read_pairs_tsv(f, ("source", "target"))] for split, f in files.items()}
         for split, f in files.items():
@@ -151,7 +151,7 @@ class Translation(App):
                 raise DataError(f"{f} is empty: the split has no examples")
         return splits, {split: pathlib.Path(f).name for split, f in files.items()}
 
-    def tfds_split(self, name, split):
+    def tfds_split(self, name, split, config):
         ds, info = load_tfds_split(name, split)
         keys = info.supervised_keys
         if not keys or len(keys) != 2:
