@@ -24,6 +24,7 @@ import tensorflow as tf
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
+from apps.training import log
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from layers import cells
 from layers.char_cnn import CharCNN
@@ -38,6 +39,7 @@ from pipelines.vocabulary import OOV_ID
 class TaggingDataConfig(DataConfig):
     tag_column: str = choice("upos", TAG_COLUMNS)  # CoNLL-U column (and tfds feature) of the tags
     max_word_length: typing.Optional[int] = None  # None: the 99th percentile of train's word lengths
+    unknown_word_alpha: float = 0.25  # training words become [UNK] with probability a / (a + count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +195,11 @@ class Tagging(App):
         return [{"text": t, "tokens": list(w), "tags": list(g)} for t, w, g in zip(texts, tokens, tags)]
 
     def predict_rows(self, loaded, serving, inputs, **options):
+        limit = loaded.preprocessor.max_length
+        cut = sum(len(t) > limit for t in TaggingPreprocessor.tokenize_python(inputs, limit + 1))
+        if cut:
+            log(f"warning: {cut} of {len(inputs)} inputs have more than max_length={limit} words: "
+                "only the first ones are tagged")
         out = {k: v.numpy() for k, v in serving.tag(tf.constant(inputs)).items()}
         decode = lambda row, n: [x.decode("utf-8") for x in row[:n]]  # noqa: E731
         return self._rows(inputs, [decode(r, n) for r, n in zip(out["tokens"], out["lengths"])],

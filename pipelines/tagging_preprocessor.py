@@ -4,10 +4,16 @@ Training sentences come tokenized (CoNLL-U); raw text at prediction is tokenized
 project's rules (`pipelines/text_rules.py`) keeping case. A word's id comes from its case-folded
 form (with `data.lowercase`); its characters keep their case (capitals say "name"), cut to
 `max_word_length`. Tag id 0 is padding; tags of train follow, sorted.
+
+In training, a word seen c times in train is replaced by [UNK] with probability a / (a + c)
+(`data.unknown_word_alpha` = a; Kiperwasser & Goldberg, 2016, https://arxiv.org/abs/1603.04351),
+a new draw every epoch: the [UNK] embedding then means "a word the tagger has not seen", and the
+model learns to read such words from their characters and context, as it must at test time.
 """
 
 from __future__ import annotations
 
+import collections
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -51,14 +57,17 @@ class TaggingPreprocessor(TextPreprocessor):
         self.tags: list[str] = []  # tag id i + 1 is tags[i]
         self.max_length: int | None = data.max_length
         self.max_word_length: int | None = data.max_word_length
+        self.word_counts: list[int] = []  # train occurrences by word id (not saved: training only)
 
     def _key(self, word: str) -> str:
         return case_fold(word) if self.data.lowercase else word
 
     def fit(self, sentences) -> dict:
         d = self.data
-        self.words = Vocabulary.build(([self._key(w) for w in s.words] for s in sentences), max_size=d.vocab_size,
-                                      min_count=d.min_count)
+        keys = [[self._key(w) for w in s.words] for s in sentences]
+        self.words = Vocabulary.build(keys, max_size=d.vocab_size, min_count=d.min_count)
+        counts = collections.Counter(k for sentence in keys for k in sentence)
+        self.word_counts = [0, 0, *(counts[t] for t in self.words.tokens[2:])]  # by word id
         self.chars = Vocabulary.build(list(w) for s in sentences for w in s.words)
         self.tags = sorted({t for s in sentences for t in s.tags})
         lengths = [len(s.words) for s in sentences]
@@ -115,6 +124,17 @@ class TaggingPreprocessor(TextPreprocessor):
         ds = tf.data.Dataset.from_tensor_slices((word_ids, char_ids, tag_ids))
         if training:
             ds = ds.shuffle(self.shuffle_size(len(sentences), training), seed=self.seed)
+        if training and self.data.unknown_word_alpha > 0:
+            alpha = self.data.unknown_word_alpha
+            counts = tf.constant(self.word_counts or [0] * len(self.words), tf.float32)
+            unknown = alpha / (alpha + counts)  # (vocab,): 1 for padding and [UNK]
+            seed = self.seed
+
+            def forget_rare(w, c, t):  # after the shuffle: each epoch draws anew for each sentence
+                draw = tf.random.uniform(tf.shape(w), seed=seed)
+                return tf.where(draw < tf.gather(unknown, w), tf.fill(tf.shape(w), OOV_ID), w), c, t
+
+            ds = ds.map(forget_rare)
         ds = ds.map(lambda w, c, t: ((w, c), t, tf.cast(t > 0, tf.float32)))
         return ds.apply(pad_and_bucket(self.data.batch_size, self.boundaries)).prefetch(tf.data.AUTOTUNE)
 
