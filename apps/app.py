@@ -127,8 +127,8 @@ class App(abc.ABC):
             size, seed = spec.param("size", self.synthetic_size), spec.param("seed", config.seed)
             if size < 10:
                 raise DataError(f"synthetic size must be at least 10, received size={size}")
-            held = max(size // self.synthetic_held_out, 1)
-            return self.synthetic_splits(size, seed), f"synthetic: train {size}, dev and test {held} each (seed {seed})"
+            splits = self.synthetic_splits(size, seed)
+            return splits, f"synthetic: train {size}, dev and test {len(splits['test'])} each (seed {seed})"
         if spec.kind == "tfds":
             found = split_names(spec.name)
             splits = {split: self.tfds_split(spec.name, name, config) for split, name in found.items()}
@@ -182,6 +182,8 @@ class App(abc.ABC):
 
     def train(self, config, out, strategy: str = "default", callbacks=()) -> dict:
         """Trains into the run directory `out` (resuming it if unfinished); returns test metrics."""
+        if config.train.epochs < 1:
+            raise ConfigError(f"train.epochs must be at least 1, received {config.train.epochs}")
         keras.utils.set_random_seed(config.seed)
         splits, origin = self.load_splits(config)
         config = replace(config, **{"data.splits": origin})
@@ -189,6 +191,7 @@ class App(abc.ABC):
         config = self.resolve(config, preprocessor.fit(splits["train"]))
         for note in preprocessor.notes:
             log(note)
+        _check_model_sizes(config)
         # Every split through the pipeline before the run exists: a label or token that only dev
         # or test has fails here, not after training.
         datasets = {name: preprocessor.dataset(splits[name], training=name == "train") for name in ("train", "dev")}
@@ -206,12 +209,21 @@ class App(abc.ABC):
         metrics = self.score(Loaded(run, config, model, preprocessor), splits["test"])
         atomic_write_json(run.metrics("test"), metrics)
         save_model_atomic(model, run.model)  # last: its presence marks the run as finished
+        run.release()
         return metrics
 
     def load(self, run_dir) -> Loaded:
         run = RunDir(run_dir).require_complete()
         config = run.read_config(self.config_class)
-        model = keras.saving.load_model(run.model, safe_mode=True, compile=False)
+        try:
+            model = keras.saving.load_model(run.model, safe_mode=True, compile=False)
+        except Exception as e:  # a file cut short, random bytes, a broken config.json, a Lambda layer
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+            why = next((line for line in lines if "Lambda" in line or "safe_mode" in line), lines[0])
+            if "safe_mode" in why or "Lambda" in why:
+                raise ConfigError(f"{run.model} is refused: it holds code (a Lambda layer) that safe mode does "
+                                  "not run") from None
+            raise ConfigError(f"{run.model} is corrupt: {type(e).__name__}: {why[:200]}") from None
         return Loaded(run, config, model, self.load_preprocessor(run.assets, config))
 
     def evaluate(self, run_dir, source: str | None = None, split: str = "test", **options) -> dict:
@@ -308,10 +320,13 @@ class App(abc.ABC):
         return report
 
     @abc.abstractmethod
-    def predict_exported(self, export_dir, runtime: str, inputs: list[str], **options) -> list[dict]:
-        """Predictions from an export directory through one runtime, without the Keras model."""
+    def predict_exported(self, export_dir: pathlib.Path, assets: dict, runtime: str, inputs: list[str],
+                         **options) -> list[dict]:
+        """The rows of `predict_rows` from an export directory through one runtime (`assets`: its
+        assets.json), with the app's pre- and post-processing and without the Keras model."""
 
     def predict_export(self, export_dir, runtime: str, inputs: list[str], **options) -> list[dict]:
+        """Predictions from an export directory through one runtime."""
         if not inputs:
             raise DataError("nothing to predict: give inputs as arguments or --file PATH")
         return self.predict_exported(pathlib.Path(export_dir), read_assets(export_dir), runtime, list(inputs),
@@ -321,6 +336,23 @@ class App(abc.ABC):
 
     def demo_config(self):
         return self.config_class()
+
+    def describe(self, run_dir) -> str:
+        """One line on a finished run's model: what runs, its sizes and its parameters."""
+        loaded = self.load(run_dir)
+        m = dataclasses.asdict(loaded.config.model)
+        sizes = ", ".join(f"{k} {v}" for k, v in m.items() if k in ("cell", "encoder_cell", "decoder_cell", "units",
+                                                                     "num_layers", "bidirectional", "attention"))
+        return f"{sizes}; {loaded.model.count_params():,} parameters; {m.get('implementation', '')}"
+
+
+def _check_model_sizes(config) -> None:
+    """Every whole-number setting of the model section is a size: positive (named when not,
+    rather than a Keras error about an argument the user never wrote)."""
+    for field in dataclasses.fields(config.model):
+        value = getattr(config.model, field.name)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ConfigError(f"model.{field.name} must be positive, received {value}")
 
 
 def _export_onnx_target(target: Target, out: pathlib.Path, model) -> dict:

@@ -4,7 +4,9 @@ the command line names none: apps come from the registry and add their own optio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import re
@@ -33,7 +35,7 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
     """The shared parser; `app` adds its own options to `app_command` (evaluate, predict)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = argparse.HelpFormatter  # defaults are stated in each help text, once
     parser = argparse.ArgumentParser(prog="rnnapps", description="Recurrent-network apps for Keras 3.",
                                      parents=[common], formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,24 +44,27 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
 
     p = sub.add_parser("demo", parents=[common], formatter_class=fmt,
                        help="train on built-in data and show results")
-    p.add_argument("app", nargs="?", default=DEFAULT_APP, choices=list(APPS))
+    p.add_argument("app", nargs="?", default=DEFAULT_APP, choices=list(APPS), help=f"the app (default: {DEFAULT_APP})")
     p.add_argument("--out", help="run directory (default: runs/demo-APP-TIMESTAMP)")
 
     p = sub.add_parser("train", parents=[common], formatter_class=fmt, help="train an app into a run directory")
-    p.add_argument("app", choices=list(APPS))
-    p.add_argument("--data", help="data source (default: the config's data.source, 'synthetic')")
+    p.add_argument("app", choices=list(APPS), help="the app to train")
+    p.add_argument("--data", help="data source (default: the config's data.source, 'synthetic'); see rnnapps list")
     p.add_argument("--out", required=True, help="run directory; rerun the same command to resume")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML config file(s); the rightmost wins")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config key, e.g. --set model.units=128")
     p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
-    p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
+                   help="tf.distribute strategy: one device (default), all local devices, or the workers of "
+                        "TF_CONFIG")
 
     p = sub.add_parser("evaluate", parents=[common], formatter_class=fmt, help="evaluate a run on a split")
-    p.add_argument("run")
+    p.add_argument("run", help="a run directory")
     p.add_argument("--data", help="data source (default: the one the run trained on)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", choices=("train", "dev", "valid", "test"),
+                   help="the split to score; valid is dev (default: test)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     if app is not None and app_command == "evaluate":
         app.add_arguments(p, "evaluate")
@@ -68,23 +73,26 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
                        help="predict with a run, or with an export directory through one runtime")
     p.add_argument("run", help="a run directory, or an export directory (with --runtime)")
     p.add_argument("--runtime", choices=RUNTIMES,
-                   help="for an export directory: the runtime to use (default savedmodel)")
-    p.add_argument("inputs", nargs="*", metavar="INPUT")
-    p.add_argument("--file", help="read inputs from a file, one per line")
+                   help="for an export directory: the runtime to use (default: savedmodel)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs to predict (or --file)")
+    p.add_argument("--file", help="read inputs from a file, one per line ('-': standard input, also read "
+                                  "when no input is given and stdin is not a terminal)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input on stdout")
     if app is not None and app_command == "predict":
         app.add_arguments(p, "predict")
 
     p = sub.add_parser("tune", parents=[common], formatter_class=fmt, help="hyperparameter search (not available yet)")
-    p.add_argument("app", choices=list(APPS))
-    p.add_argument("--data")
-    p.add_argument("--out")
-    p.add_argument("--max-trials", type=int, default=10)
-    p.add_argument("--algorithm", default="random", choices=["random", "bayesian", "hyperband"])
+    p.add_argument("app", choices=list(APPS), help="the app to tune")
+    p.add_argument("--data", help="data source")
+    p.add_argument("--out", help="tuning directory")
+    p.add_argument("--max-trials", type=int, default=10, help="trials (default: 10)")
+    p.add_argument("--algorithm", default="random", choices=["random", "bayesian", "hyperband"],
+                   help="search algorithm (default: random)")
 
     p = sub.add_parser("export", parents=[common], formatter_class=fmt, help="export a run for serving")
-    p.add_argument("run")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("run", help="a finished run directory")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                   help="one format, or all the formats the app exports")
     p.add_argument("--out", required=True, help="export directory")
     return parser
 
@@ -149,7 +157,11 @@ def cmd_demo(args, app) -> None:
     print("predictions:")
     for row in app.predict(out, list(app.demo_inputs)):
         print(f"  {app.format_prediction(row)}")
-    print(f"run directory: {out}")
+    print(f"trained: {app.describe(out)}")
+    print(f"run directory: {out}\nnext:\n  rnnapps predict {out} {json.dumps(app.demo_inputs[0])}\n"
+          f"  rnnapps evaluate {out} --split dev\n  rnnapps export {out} --format all --out exports/{app.name}\n"
+          f"  rnnapps train {app.name} --config {os.path.join(out, 'config.yaml')} --set train.epochs=8 "
+          f"--out runs/{app.name}-longer")
 
 
 def _format_metrics(metrics: dict) -> str:
@@ -164,7 +176,8 @@ def _app_options(app, args) -> dict:
 
 
 def cmd_evaluate(args, app) -> None:
-    metrics = app.evaluate(args.run, source=args.data, split=args.split, **_app_options(app, args))
+    split = "dev" if args.split == "valid" else args.split
+    metrics = app.evaluate(args.run, source=args.data, split=split, **_app_options(app, args))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -174,6 +187,8 @@ def cmd_evaluate(args, app) -> None:
 def _read_inputs(path: str) -> list[str]:
     from pipelines.text_files import read_utf8_lines
 
+    if path == "-":
+        return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
     if not os.path.isfile(path):
         raise UsageError(f"--file {path} does not exist")
     return [line for line in read_utf8_lines(path) if line.strip()]
@@ -181,6 +196,8 @@ def _read_inputs(path: str) -> list[str]:
 
 def cmd_predict(args, app) -> None:
     inputs = list(args.inputs) + (_read_inputs(args.file) if args.file else [])
+    if not inputs and not args.file and not sys.stdin.isatty():  # `echo "a fine film" | rnnapps predict RUN`
+        inputs = _read_inputs("-")
     options = _app_options(app, args)
     if os.path.exists(os.path.join(args.run, "config.yaml")):
         if args.runtime:
@@ -218,6 +235,28 @@ COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "tune": cmd_tune, "export": cmd_export}
 
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up lines (absl logs "before InitializeLog", which
+    TF_CPP_MIN_LOG_LEVEL does not reach) sent nowhere, and its Python loggers and warnings down
+    to errors: a command prints its results and its own messages. `--debug` keeps everything."""
+    import warnings
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    tf.get_logger().setLevel("ERROR")
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf2onnx)(\.|$)")
+
+
 def _app_for(args):
     """The app a command works with: named (train, demo, tune) or that made the run or export."""
     from apps.registry import get_app
@@ -239,10 +278,21 @@ def _parse(parser: argparse.ArgumentParser, argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    # First without any app's options (they depend on the run), then with them.
-    args, _ = _parser().parse_known_args(argv)
+    # First without any app's options (they depend on the run) and without --help (so that the
+    # help of `predict RUN --help` lists the options of RUN's app), then with them.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    helping = [a for a in argv if a in ("-h", "--help")]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, _ = _parser().parse_known_args([a for a in argv if a not in helping])
+    except SystemExit:  # no command, or one missing what it needs: argparse says so (or helps)
+        _parser().parse_args(argv)
+        raise
+    if helping and args.command in ("evaluate", "predict", "export") and not os.path.isdir(args.run):
+        _parser().parse_args(argv)  # the shared help: there is no run to ask for its app's options
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        _import_tensorflow_quietly()
     try:
         app = _app_for(args)
         args = _parse(_parser(app, args.command), argv)

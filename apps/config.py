@@ -101,9 +101,11 @@ def to_yaml(config) -> str:
 
 def _unknown(cls, key: str) -> ConfigError:
     valid = field_names(cls)
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {key!r}{hint} (valid keys: {', '.join(valid)})")
+    close = difflib.get_close_matches(key, valid, n=2, cutoff=0.75)
+    section = key.partition(".")[0] + "."
+    nearby = close or [k for k in valid if k.startswith(section)][:6] or valid[:6]
+    hint = f"did you mean {' or '.join(repr(k) for k in close)}?" if close else f"keys near it: {', '.join(nearby)}"
+    return ConfigError(f"unknown config key {key!r}; {hint} (a run's config.yaml lists every key)")
 
 
 def _coerce(value, hint, key: str):
@@ -214,6 +216,10 @@ def load_config(cls, files: Iterable[str | os.PathLike] = (), overrides: Iterabl
             continue
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        app = dataclasses.asdict(cls()).get("app")
+        if app is not None and loaded.get("app", app) != app:
+            raise ConfigError(f"config file {path} is a {loaded['app']} config, not a {app} one: "
+                              f"rnnapps train {loaded['app']} --config {path}")
         _merge(values, loaded, cls, cls, "", str(path))
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -18,12 +18,26 @@ import yaml
 from apps.config import ConfigError, to_dict, to_yaml
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes a temporary file beside `path` and renames it into place: readers see the old or
+    the new file, never half of one. The file gets the permissions the umask gives any new file
+    (mkstemp's are owner-only)."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
@@ -101,6 +115,7 @@ class RunDir:
         if self.complete:
             raise ConfigError(f"{self.path} already holds a finished run (model.keras); choose another --out")
         if self.config.exists():
+            self.lock()  # first: a run being trained is refused as such
             with open(self.config, encoding="utf-8") as f:
                 previous = _flatten(yaml.safe_load(f) or {})
             current = _flatten(to_dict(config))
@@ -120,8 +135,36 @@ class RunDir:
             raise ConfigError(f"--out {self.path} is not empty and is not a run directory")
         for folder in (self.path, self.assets, self.checkpoints, self.plots):
             folder.mkdir(parents=True, exist_ok=True)
+        self.lock()
         atomic_write_text(self.config, to_yaml(config))
         return False
+
+    def lock(self) -> None:
+        """Takes the run's lock (`RUN/.lock`, held until `release` or the process ends, so a killed
+        process leaves none behind): a second `train` on the same run refuses instead of
+        interleaving its checkpoints and history with the first one's."""
+        import fcntl
+
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(f"{self.path} is being trained by process {holder}: wait for it to finish, or stop "
+                              "it and rerun the same command to resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+
+    def release(self) -> None:
+        handle = getattr(self, "_lock", None)
+        if handle is not None:
+            handle.close()
+            self._lock = None
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

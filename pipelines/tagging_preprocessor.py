@@ -90,15 +90,17 @@ class TaggingPreprocessor(TextPreprocessor):
                 raise DataError(f"{sentence.where}: tag {tag!r} never appears in train (train tags: {self.tags})")
         return [index[t] for t in sentence.tags]
 
-    def encode_python(self, token_lists: Sequence[Sequence[str]], length: int | None = None):
+    def encode_python(self, token_lists: Sequence[Sequence[str]], length: int | None = None, cut: bool = True):
         """(word_ids (batch, time), char_ids (batch, time, max_word_length)) without TensorFlow,
-        cut to max_length and right-padded (to `length`, default the longest, at least 1)."""
-        return self.encode_with(token_lists, self.words.ids, self.chars.ids, self.data.lowercase, self.max_length,
-                                self.max_word_length, length)
+        cut to max_length (unless not `cut`) and right-padded (to `length`, default the longest,
+        at least 1)."""
+        return self.encode_with(token_lists, self.words.ids, self.chars.ids, self.data.lowercase,
+                                self.max_length if cut else None, self.max_word_length, length)
 
     @staticmethod
-    def encode_with(token_lists, word_ids: dict, char_ids: dict, lowercase: bool, max_length: int,
+    def encode_with(token_lists, word_ids: dict, char_ids: dict, lowercase: bool, max_length: int | None,
                     max_word_length: int, length: int | None = None):
+        max_length = max_length or max((len(t) for t in token_lists), default=1)
         length = length or max(1, min(max_length, max((len(t) for t in token_lists), default=0)))
         words = np.zeros((len(token_lists), length), np.int32)
         chars = np.zeros((len(token_lists), length, max_word_length), np.int32)
@@ -109,13 +111,16 @@ class TaggingPreprocessor(TextPreprocessor):
         return words, chars
 
     def dataset(self, sentences, training: bool) -> tf.data.Dataset:
-        cut = sum(len(s.words) > self.max_length for s in sentences)
+        """Training cuts sentences to max_length (and says how many); evaluation keeps them whole,
+        so that every word is scored."""
+        cut = sum(len(s.words) > self.max_length for s in sentences) if training else 0
         if cut:
             print(f"warning: {cut} of {len(sentences)} sentences are longer than max_length={self.max_length} "
                   "words and were cut", file=sys.stderr, flush=True)
-        tags = [self.tag_ids(s)[: self.max_length] for s in sentences]
+        tags = [self.tag_ids(s)[: self.max_length if training else None] for s in sentences]
         lengths = np.array([len(t) for t in tags], np.int64)
-        words, chars = zip(*(self.encode_python([s.words], length=max(n, 1)) for s, n in zip(sentences, lengths)))
+        words, chars = zip(*(self.encode_python([s.words], length=max(n, 1), cut=training)
+                             for s, n in zip(sentences, lengths)))
         flat = lambda arrays: np.concatenate([a[0, : max(n, 1)] for a, n in zip(arrays, lengths)])  # noqa: E731
         rows = np.maximum(lengths, 1)
         word_ids = tf.RaggedTensor.from_row_lengths(flat(words), rows)

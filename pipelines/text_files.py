@@ -37,6 +37,8 @@ def read_utf8_lines(path: str) -> list[str]:
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+        lines[0] = lines[0][3:]
     out = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -71,6 +73,7 @@ def read_pairs_tsv(path: str, what: tuple[str, str]) -> list[tuple[str, str, str
 
 def read_labeled_csv(path: str) -> list[TextExample]:
     text = "\n".join(read_utf8_lines(path))
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long review is one field
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
         raise DataError(f"{path}:1: a CSV file needs a header with the columns text,label (found {reader.fieldnames})")

@@ -139,3 +139,91 @@ def test_not_available_yet_commands_say_so(tmp_path, capsys):
 def test_console_script_lists_apps():
     result = subprocess.run([sys.executable, "-m", "apps.cli", "list"], capture_output=True, text=True, check=True)
     assert "sentiment" in result.stdout and "tfds:NAME" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "train.epochs must be at least 1, received 0"),
+    (["--set", "model.units=-8"], "model.units must be positive, received -8"),
+])
+def test_bad_sizes_name_the_config_key_before_anything_is_written(tmp_path, capsys, args, message):
+    assert main(["train", "sentiment", "--out", str(tmp_path / "run"), "--set", "data.source=synthetic?size=50",
+                 *args]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_csv_with_a_byte_order_mark_and_a_long_field(tmp_path):
+    from pipelines.text_files import read_labeled_text
+
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\n\"" + b"long " * 40000 + b"\",pos\nshort,neg\n")
+    examples = read_labeled_text(str(path))
+    assert [e.label for e in examples] == ["pos", "neg"] and len(examples[0].text) == 200000
+
+
+def test_files_written_atomically_follow_the_umask(tmp_path):
+    from apps.rundir import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "a.json").stat().st_mode & 0o777) == oct(0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("small") / "run"
+    Sentiment().train(replace(SentimentConfig.smoke(), **{"train.epochs": 1}), run)
+    return run
+
+
+def test_predict_reads_standard_input(small_run):
+    result = subprocess.run([sys.executable, "-m", "apps.cli", "predict", str(small_run), "--json"],
+                            input="a fine film\n\nthe plot was boring\n", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["a fine film", "the plot was boring"]
+    assert result.stderr == ""  # no TensorFlow start-up or log line without --debug
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "model.keras is corrupt"),
+    (b"\x00garbage" * 10, "model.keras is corrupt"),
+])
+def test_corrupt_model_file_is_named(small_run, tmp_path, capsys, content, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "model.keras").write_bytes(content)
+    for command in (["evaluate", str(run)], ["predict", str(run), "good"],
+                    ["export", str(run), "--format", "onnx", "--out", str(tmp_path / "e")]):
+        assert main(command) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("rnnapps: error: ") and f"{run}/{message}" in err, err
+
+
+def test_a_second_train_on_a_run_being_trained_is_refused(tmp_path, capsys):
+    from apps.rundir import RunDir
+
+    config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=50"})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(to_yaml(config))  # an unfinished run
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); f.write(str(os.getpid())); f.flush(); "
+                               "print('locked', flush=True); time.sleep(60)", str(tmp_path / "run" / ".lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config_file = tmp_path / "run" / "config.yaml"
+        assert main(["train", "sentiment", "--config", str(config_file), "--out", str(tmp_path / "run")]) == 1
+        err = capsys.readouterr().err
+        assert f"is being trained by process {holder.pid}" in err, err
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    run = RunDir(tmp_path / "run")  # the holder is gone: its lock went with it
+    run.lock()
+    run.release()

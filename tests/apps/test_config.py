@@ -30,7 +30,7 @@ def test_yaml_round_trip(tmp_path):
     "override, message",
     [
         ("model.unit=3", r"unknown config key 'model.unit'; did you mean 'model.units'\?"),
-        ("nonsense=3", r"unknown config key 'nonsense' \(valid keys: app, seed, data.source"),
+        ("nonsense=3", r"unknown config key 'nonsense'; keys near it: app, seed, data.source"),
         ("model.units=abc", r"config key 'model.units' expects int, received 'abc'"),
         ("model.units=1.5", r"expects int, received 1.5"),
         ("data.bucketing=maybe", r"expects bool"),
@@ -51,6 +51,13 @@ def test_bad_files(tmp_path):
         load_config(SentimentConfig, files=[bad])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(SentimentConfig, files=[tmp_path / "missing.yaml"])
+    (tmp_path / "other.yaml").write_text("app: translation\nmodel:\n  encoder_cell: gru\n")
+    with pytest.raises(ConfigError, match=r"other.yaml is a translation config, not a sentiment one: "
+                                          r"rnnapps train translation --config"):
+        load_config(SentimentConfig, files=[tmp_path / "other.yaml"])
+    with pytest.raises(ConfigError) as error:
+        load_config(SentimentConfig, overrides=["model.encoder_cell=gru"])
+    assert len(str(error.value)) < 200  # the closest keys, not all of them
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(SentimentConfig, files=[tmp_path / "list.yaml"])
