@@ -312,7 +312,10 @@ class App(abc.ABC):
                         report[target.name] = export_one(target, staged, loaded.model)
             for fmt in formats:
                 report.update(self.check_export(fmt, loaded, serving, staged))
-            write_assets(staged, self.name, run_info, loaded.preprocessor.assets(), targets.files, **targets.extra)
+            requires = ("savedmodel: `import tensorflow_text` before loading (its tokenizer ops); numeric "
+                        "signature, ONNX and TFLite: nothing beyond their runtime")
+            write_assets(staged, self.name, run_info, loaded.preprocessor.assets(), targets.files, requires=requires,
+                         **targets.extra)
             write_report(staged / "parity.json", report)
             replace_dir_atomic(staged, out)
         finally:

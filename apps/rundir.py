@@ -80,6 +80,7 @@ class RunDir:
         self.best = self.checkpoints / "best.keras"
         self.history = self.path / "history.csv"
         self.plots = self.path / "plots"
+        self.logs = self.path / "logs"  # TensorBoard
 
     def metrics(self, split: str) -> pathlib.Path:
         return self.path / f"metrics-{split}.json"

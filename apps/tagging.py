@@ -112,8 +112,8 @@ class Tagging(App):
     config_class = TaggingConfig
     sample_weights = True  # padding weighs 0 in the loss and the accuracy
     synthetic_size = 2000
-    demo_inputs = ("They book a room that looks back over the river .", "I can run back to the book shop !",
-                   "She said that the zoviness rataized the pumeful kitity .")
+    demo_inputs = ("We book the back room .", "She said that the book can run back !",  # in the grammar
+                   "They watch that zoviness rataize the pumeful kitity .")  # made-up words
 
     # --- sources -------------------------------------------------------------------------------
 

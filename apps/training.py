@@ -3,6 +3,7 @@ the resumable `fit` into a run directory."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 
@@ -73,6 +74,9 @@ def fit_run(
         first,
         *callbacks,
     ]
+    if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
+        # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
+        all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
     model.fit(
         train_ds,
         validation_data=val_ds,

@@ -36,6 +36,13 @@ def test_train_evaluate_predict_export(tmp_path, smoke_config, capsys):
     assert resolved["data"]["source"] == "synthetic?size=300&seed=5"
     assert isinstance(resolved["data"]["max_length"], int)  # resolved from the 95th percentile
     assert len(open(os.path.join(run, "history.csv")).read().strip().splitlines()) == 3
+    tags = {}
+    for split in ("train", "validation"):  # TensorBoard's event files (RUN/logs)
+        for path in (tmp_path / "run" / "logs" / split).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                tags.setdefault(split, set()).update(v.tag for v in event.summary.value)
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_grad_norm",
+            "epoch_skipped_steps"} <= tags["train"] and "epoch_accuracy" in tags["validation"]
 
     assert main(["evaluate", run, "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)  # stdout holds only the JSON object
