@@ -1,14 +1,20 @@
-"""The callbacks of a run's `fit`: the best model kept atomically, and where a resumed run started."""
+"""The callbacks of a run's `fit`: the checkpoint a rerun resumes from and the best model, each
+written atomically, and the resumption itself."""
 
 from __future__ import annotations
 
 import csv
+import errno
+import io
+import json
 import math
+import shutil
 import sys
 
 import keras
 
-from apps.rundir import save_model_atomic
+from apps.config import ConfigError
+from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -39,18 +45,67 @@ class KeepBest(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and self._better(float(value)):
             self.best = float(value)
-            save_model_atomic(self.model, self.path)
+            try:
+                save_model_atomic(self.model, self.path)
+            except OSError as e:
+                raise write_failure(self.path, e) from None
 
 
-class FirstEpoch(keras.callbacks.Callback):
-    """Records the epoch at which `fit` started (after BackupAndRestore moved it)."""
+class CheckpointError(ConfigError):
+    """A checkpoint that could not be written (one line; the previous one is intact)."""
 
-    def __init__(self):
+
+def write_failure(path, error: OSError) -> CheckpointError:
+    """The one-line error of a failed write, with the free space where it was written."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    why = "no space left on the device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    return CheckpointError(f"cannot write {path}: {why} ({free}); the last complete checkpoint is kept: "
+                           "make room and rerun the same command to resume")
+
+
+class ResumePoint(keras.callbacks.Callback):
+    """After each epoch, the model with its optimizer state to `RUN/checkpoints/last.keras`, then
+    the epoch number to `last.json`, each to a temporary file renamed into place: a write that
+    fails (a full disk) leaves the previous checkpoint whole. `resume` starts from it."""
+
+    def __init__(self, run: RunDir):
         super().__init__()
-        self.epoch = None
+        self.run = run
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.epoch is None:
-            self.epoch = epoch
-            if epoch > 0:
-                print(f"resuming from the checkpoint after epoch {epoch}", file=sys.stderr, flush=True)
+    def on_epoch_end(self, epoch, logs=None):
+        for path, write in ((self.run.last, lambda: save_model_atomic(self.model, self.run.last)),
+                            (self.run.last_epoch, lambda: atomic_write_json(self.run.last_epoch, {"epoch": epoch}))):
+            try:
+                write()
+            except OSError as e:
+                raise write_failure(path, e) from None
+
+
+def resume(model: keras.Model, run: RunDir) -> int:
+    """Restores the weights and optimizer state of the last complete epoch, if any, and cuts
+    `history.csv` to the epochs before the one training restarts from (an epoch logged but not
+    checkpointed is trained again, and logged once). Returns the first epoch to train."""
+    start = 0
+    if run.last_epoch.exists() and run.last.exists():
+        start = json.loads(run.last_epoch.read_text(encoding="utf-8"))["epoch"] + 1
+        saved = keras.saving.load_model(run.last, safe_mode=True)
+        with model.distribute_strategy.scope():  # optimizer variables live where the model's do
+            model.set_weights(saved.get_weights())
+            model.optimizer.build(model.trainable_variables)
+            for variable, value in zip(model.optimizer.variables, saved.optimizer.variables):
+                variable.assign(value)
+        print(f"resuming from the checkpoint after epoch {start}", file=sys.stderr, flush=True)
+    if run.history.exists():
+        with open(run.history, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < start]
+        if start == 0:
+            run.history.unlink()
+        elif len(kept) != len(rows):
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(kept)
+            atomic_write_text(run.history, text.getvalue())
+    return start

@@ -306,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line for the user; --debug for the traceback
         if args.debug:
             traceback.print_exc()
-        known = type(e).__name__ in ("DataError", "ConfigError", "UsageError", "ExportError")
+        from apps.config import ConfigError
+        from export import ExportError
+        from pipelines.errors import DataError
+
+        known = isinstance(e, (DataError, ConfigError, UsageError, ExportError))
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).strip().splitlines()]
         lines = [line for line in lines if line] or [type(e).__name__]
         # Keras wraps an error raised in a layer: "Exception encountered when calling X.call().

@@ -76,7 +76,8 @@ class RunDir:
         self.assets = self.path / "assets"
         self.model = self.path / "model.keras"
         self.checkpoints = self.path / "checkpoints"
-        self.backup = self.checkpoints / "backup"
+        self.last = self.checkpoints / "last.keras"  # the model (and optimizer) after the last complete epoch
+        self.last_epoch = self.checkpoints / "last.json"  # {"epoch": that epoch}, written after last.keras
         self.best = self.checkpoints / "best.keras"
         self.history = self.path / "history.csv"
         self.plots = self.path / "plots"

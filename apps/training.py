@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 import warnings
 
 import keras
 import tensorflow as tf
 
-from apps.callbacks import FirstEpoch, KeepBest
+from apps.callbacks import KeepBest, ResumePoint, resume
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
@@ -39,6 +40,33 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class Progress:
+    """Progress of long work that is not `fit` (decoding a split, scoring it), on stderr so that
+    stdout stays for results: a bar redrawn in place on a terminal; otherwise a line every
+    `every` seconds, and a last one if any was printed.
+
+        progress = Progress(len(texts), "translating")
+        progress.update(256)  # after each chunk
+    """
+
+    def __init__(self, total: int, what: str, every: float = 5.0):
+        self.total, self.what, self.every, self.done, self.printed = total, what, every, 0, False
+        self.started = self.last = time.monotonic()
+        self.terminal = sys.stderr.isatty()
+
+    def update(self, count: int) -> None:
+        self.done = min(self.done + count, self.total)
+        finished, now = self.done >= self.total, time.monotonic()
+        if self.terminal and not (finished and not self.printed and now - self.started < self.every):
+            filled = 30 * self.done // max(self.total, 1)
+            print(f"\r{self.what}: [{'=' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}",
+                  end="\n" if finished else "", file=sys.stderr, flush=True)
+            self.printed = True
+        elif not self.terminal and (now - self.last >= self.every or (finished and self.printed)):
+            print(f"{self.what}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+            self.last, self.printed = now, True
+
+
 def make_optimizer(config) -> keras.optimizers.Optimizer:
     """The optimizer of a `TrainConfig`: clipping gradients by their global norm (fixed or
     adaptive) and skipping steps with a non-finite gradient (`layers.clipping`)."""
@@ -63,29 +91,31 @@ def fit_run(
     mode: str = "max",
     callbacks=(),
 ) -> int:
-    """Trains with checkpoints in `RUN/checkpoints`, resuming an interrupted run; afterwards the
-    model holds the best epoch's weights. Returns the epoch training started from."""
-    first = FirstEpoch()
+    """Trains with a checkpoint per epoch in `RUN/checkpoints`, resuming an interrupted run from
+    its last complete epoch; afterwards the model holds the best epoch's weights. Returns the
+    epoch training started from."""
+    start = resume(model, run)
     all_callbacks = [
         GradientStatistics(),  # first: the loggers after it see grad_norm
-        keras.callbacks.BackupAndRestore(str(run.backup)),
         KeepBest(run.best, monitor, mode, run.history),
         keras.callbacks.CSVLogger(str(run.history), append=True),
-        first,
+        ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
         *callbacks,
     ]
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
         # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
-        all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=all_callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+        all_callbacks.insert(3, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
+    if start < epochs:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=start,
+            epochs=epochs,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=all_callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
     if run.best.exists():
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
         model.set_weights(best.get_weights())
-    return first.epoch or 0
+    return start

@@ -23,6 +23,7 @@ from keras import ops
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.plots import plot_attention
 from apps.seq2seq import AttentionDecoding
+from apps.training import Progress
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
@@ -220,8 +221,12 @@ class Translation(App):
 
     @staticmethod
     def _translate(translator: Translator, texts: list[str], beam: int) -> list[str]:
-        return [t.decode("utf-8") for start in range(0, len(texts), 256)
-                for t in translator.translate_texts(tf.constant(texts[start:start + 256]), beam).numpy()]
+        progress, out = Progress(len(texts), "translating"), []
+        for start in range(0, len(texts), 256):
+            out.extend(t.decode("utf-8") for t in translator.translate_texts(tf.constant(texts[start:start + 256]),
+                                                                              beam).numpy())
+            progress.update(len(texts[start:start + 256]))
+        return out
 
     def predict_rows(self, loaded, serving, inputs, beam: int = 0, plot: bool = False):
         rows = [{"text": t, "translation": tr} for t, tr in zip(inputs, self._translate(serving, inputs, beam))]

@@ -234,3 +234,49 @@ def test_a_second_train_on_a_run_being_trained_is_refused(tmp_path, capsys):
     run = RunDir(tmp_path / "run")  # the holder is gone: its lock went with it
     run.lock()
     run.release()
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_last_good_one(tmp_path, capsys, monkeypatch):
+    import errno
+
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(to_yaml(replace(SentimentConfig.smoke(), **{"train.epochs": 3})))
+    run = tmp_path / "run"
+    real_save = keras.Model.save
+    calls = []
+
+    def full_disk(model, path, *args, **kwargs):  # the second epoch's checkpoint: half written, then ENOSPC
+        if ".last." in str(path):
+            calls.append(path)
+            if len(calls) == 2:
+                with open(path, "wb") as f:
+                    f.write(b"PK\x03\x04 half a zip")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    assert main(["train", "sentiment", "--config", str(config_file), "--out", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"rnnapps: error: cannot write {run}/checkpoints/last.keras: no space left on the "
+                              "device (") and "MB free there); the last complete checkpoint is kept" in err[-1], err
+    assert json.loads((run / "checkpoints" / "last.json").read_text()) == {"epoch": 0}
+    keras.saving.load_model(run / "checkpoints" / "last.keras")  # whole: the half-written file never replaced it
+    assert not [p for p in (run / "checkpoints").iterdir() if "tmp" in p.name]
+
+    monkeypatch.setattr(keras.Model, "save", real_save)
+    assert main(["train", "sentiment", "--config", str(config_file), "--out", str(run)]) == 0
+    assert "resuming from the checkpoint after epoch 1" in capsys.readouterr().err
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # one row per epoch: the epoch logged but not checkpointed was redone
+
+
+def test_progress_of_long_work_goes_to_stderr(capsys, monkeypatch):
+    from apps import training
+
+    clock = iter([0.0, 1.0, 6.0, 7.0, 13.0])
+    monkeypatch.setattr(training.time, "monotonic", lambda: next(clock))
+    progress = training.Progress(4, "translating", every=5.0)
+    for _ in range(4):
+        progress.update(1)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.splitlines() == ["translating: 2/4", "translating: 4/4"]
