@@ -126,14 +126,24 @@ def cmd_list(args) -> None:
     print("apps:")
     for name, entry in APPS.items():
         print(f"  {name:<12} {entry.description}")
-    from layers.cells import CELLS
-
     print("cells (model.cell):")
-    for name, (_, description) in CELLS.items():
+    for name, description in _cell_descriptions().items():
         print(f"  {name:<14} {description}")
     print("data sources (--data):")
     for name, description in _sources():
         print(f"  {name:<26} {description}")
+
+
+def _cell_descriptions() -> dict[str, str]:
+    """layers/cell_catalog.py, read as a file of its own: importing it through the `layers`
+    package would load TensorFlow (`import layers` registers every layer with Keras)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "layers", "cell_catalog.py")
+    spec = importlib.util.spec_from_file_location("rnnapps_cell_catalog", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DESCRIPTIONS
 
 
 def cmd_train(args, app) -> None:
@@ -261,8 +271,6 @@ def _app_for(args):
     """The app a command works with: named (train, demo, tune) or that made the run or export."""
     from apps.registry import get_app
 
-    if args.command == "list":
-        return None
     return get_app(args.app if hasattr(args, "app") else _app_name_of(args.run))
 
 
@@ -288,18 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:  # no command, or one missing what it needs: argparse says so (or helps)
         _parser().parse_args(argv)
         raise
-    if helping and args.command in ("evaluate", "predict", "export") and not os.path.isdir(args.run):
-        _parser().parse_args(argv)  # the shared help: there is no run to ask for its app's options
+    if helping and (args.command not in ("evaluate", "predict") or not os.path.isdir(args.run)):
+        _parser().parse_args(argv)  # the shared help, without TensorFlow: no app adds options here
+    if args.command == "list":
+        cmd_list(args)  # no TensorFlow either
+        return 0
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         _import_tensorflow_quietly()
     try:
         app = _app_for(args)
         args = _parse(_parser(app, args.command), argv)
-        if app is None:
-            cmd_list(args)
-        else:
-            COMMANDS[args.command](args, app)
+        COMMANDS[args.command](args, app)
     except KeyboardInterrupt:
         print("rnnapps: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from layers.batchnorm_lstm import BatchNormLSTM
+from layers.cell_catalog import DESCRIPTIONS
 from layers.batchnorm_lstm_cell import BatchNormLSTMCell
 from layers.cifg_lstm_cell import CIFGLSTMCell
 from layers.elman_cell import ElmanCell
@@ -27,20 +28,11 @@ def _irnn(units: int, recurrent_scale: float = 1.0, **options) -> ElmanCell:
     return ElmanCell(units, activation="relu", bias_initializer="zeros", **options)
 
 
+_FACTORIES = {"elman": ElmanCell, "lstm": LSTMCell, "peephole_lstm": PeepholeLSTMCell, "cifg_lstm": CIFGLSTMCell,
+              "gru": GRUCell, "irnn": _irnn, "urnn": URNNCell, "scrn": SCRNCell, "layernorm_lstm": LayerNormLSTMCell,
+              "bn_lstm": BatchNormLSTMCell}
 # name -> (factory, one-line description)
-CELLS = {
-    "elman": (ElmanCell, "Elman RNN: h = tanh(W x + U h + b)"),
-    "lstm": (LSTMCell, "LSTM, gates [i, f, g, o], forget-gate bias 1 (forget_bias=)"),
-    "peephole_lstm": (PeepholeLSTMCell, "LSTM with diagonal peepholes from c to i, f, o (Gers & Schmidhuber)"),
-    "cifg_lstm": (CIFGLSTMCell, "LSTM with coupled input-forget gate: c = f*c + (1-f)*g"),
-    "gru": (GRUCell, "GRU (Cho et al.); reset_after= for the cuDNN variant, update_bias="),
-    "irnn": (_irnn, "ReLU Elman cell, identity recurrent matrix, zero bias (Le et al.); recurrent_scale="),
-    "urnn": (URNNCell, "unitary evolution RNN: complex state, W = D3 R2 F^-1 D2 Pi R1 F D1, modReLU"),
-    "scrn": (SCRNCell, "structurally constrained RNN: slow context units s beside a fast layer (alpha=)"),
-    "layernorm_lstm": (LayerNormLSTMCell, "LSTM with layer-normalised gate pre-activations and cell state (Ba et al.)"),
-    "bn_lstm": (BatchNormLSTMCell, "LSTM with recurrent batch normalization, statistics per timestep up to "
-                                   "max_steps (Cooijmans et al.); a layer with its own loop, not a Keras RNN cell"),
-}
+CELLS = {name: (_FACTORIES[name], description) for name, description in DESCRIPTIONS.items()}
 
 # Cells that are not Keras RNN cells (their steps need the mask and the timestep): the layer that
 # runs each. `RecurrentStack` builds these instead of `Recurrent(cell)`.

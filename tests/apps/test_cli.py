@@ -145,7 +145,17 @@ def test_not_available_yet_commands_say_so(tmp_path, capsys):
 
 def test_console_script_lists_apps():
     result = subprocess.run([sys.executable, "-m", "apps.cli", "list"], capture_output=True, text=True, check=True)
-    assert "sentiment" in result.stdout and "tfds:NAME" in result.stdout
+    assert "sentiment" in result.stdout and "tfds:NAME" in result.stdout and "bn_lstm" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["train", "--help"], ["export", "--help"]])
+def test_list_and_help_do_not_load_tensorflow(argv):
+    code = ("import sys\nfrom apps.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert result.stderr.strip().splitlines()[-1] == "False False", result.stderr
+    assert result.stdout.strip()
 
 
 @pytest.mark.parametrize("args, message", [
