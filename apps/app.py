@@ -112,16 +112,18 @@ class App(abc.ABC):
         return {name: self.generate(n, seed + k) for k, (name, n) in enumerate((("train", size), ("dev", held),
                                                                                  ("test", held)))}
 
-    def read_directory(self, path: str, config) -> tuple[dict, dict]:
-        """A local directory -> (split -> examples, split -> file name)."""
+    def read_directory(self, path: str, config, required: str = "train") -> tuple[dict, dict]:
+        """A local directory -> (split -> examples, split -> file name) of the split files it
+        has, of which `required` must be one."""
         raise DataError(f"the {self.name} app reads no local directory")
 
     def tfds_split(self, name: str, split: str, config) -> list:
         """The examples of one split of a TensorFlow Datasets dataset."""
         raise DataError(f"the {self.name} app has no tfds source")
 
-    def load_splits(self, config) -> tuple[dict, str]:
-        """All three splits of `config.data.source`, and a note of where each came from."""
+    def load_splits(self, config, split: str | None = None) -> tuple[dict, str]:
+        """All three splits of `config.data.source`, and a note of where each came from; with
+        `split`, a directory that has that split's file needs nothing else (evaluation)."""
         spec = parse_source(config.data.source)
         if spec.kind == "synthetic":
             size, seed = spec.param("size", self.synthetic_size), spec.param("seed", config.seed)
@@ -136,7 +138,15 @@ class App(abc.ABC):
                 if not examples:
                     raise DataError(f"tfds:{spec.name} split {found[split]!r} is empty")
         else:
-            splits, found = self.read_directory(spec.name, config)
+            try:
+                splits, found = self.read_directory(spec.name, config, required=split or "train")
+            except DataError:
+                if split in (None, "train"):
+                    raise
+                # no file of its own: the split is made from train, as in training
+                splits, found = self.read_directory(spec.name, config)
+            if split in splits and split != "train":
+                return {split: splits[split]}, f"{split}: {found[split]}"
         d = config.data
         return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
 
@@ -231,7 +241,7 @@ class App(abc.ABC):
         loaded = self.load(run_dir)
         if source is not None:
             loaded.config = replace(loaded.config, **{"data.source": source})
-        splits, _ = self.load_splits(loaded.config)
+        splits, _ = self.load_splits(loaded.config, split)
         if split not in splits:
             raise ConfigError(f"--split must be one of {sorted(splits)}, received {split!r}")
         metrics = self.score(loaded, splits[split], **options)

@@ -100,8 +100,8 @@ class Sentiment(App):
         return [TextExample(s.text, s.label, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_sentiment.generate(n, seed))]
 
-    def read_directory(self, path, config):
-        files = find_split_files(path)
+    def read_directory(self, path, config, required="train"):
+        files = find_split_files(path, required=required)
         return ({split: read_labeled_text(f) for split, f in files.items()},
                 {split: pathlib.Path(f).name for split, f in files.items()})
 

@@ -121,8 +121,8 @@ class Tagging(App):
         return [TaggedSentence(s.words, s.tags, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_tagging.generate(n, seed))]
 
-    def read_directory(self, path, config):
-        files = find_conllu_splits(path)
+    def read_directory(self, path, config, required="train"):
+        files = find_conllu_splits(path, required)
         return ({split: read_conllu(f, config.data.tag_column) for split, f in files.items()},
                 {split: os.path.basename(f) for split, f in files.items()})
 

@@ -11,7 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.callbacks import KeepBest, ResumePoint, resume
+from apps.callbacks import EpochLog, KeepBest, ResumePoint, resume
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
@@ -100,6 +100,7 @@ def fit_run(
         KeepBest(run.best, monitor, mode, run.history),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
+        EpochLog(epochs),
         *callbacks,
     ]
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
@@ -113,7 +114,7 @@ def fit_run(
             epochs=epochs,
             shuffle=False,  # the pipeline shuffles
             callbacks=all_callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=0,  # EpochLog prints the progress
         )
     if run.best.exists():
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)

@@ -144,8 +144,8 @@ class Translation(App):
         return [Pair(s.source, s.target, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_translation.generate(n, seed))]
 
-    def read_directory(self, path, config):
-        files = find_split_files(path, extensions=(".tsv",))
+    def read_directory(self, path, config, required="train"):
+        files = find_split_files(path, extensions=(".tsv",), required=required)
         splits = {split: [Pair(*row) for row in read_pairs_tsv(f, ("source", "target"))] for split, f in files.items()}
         for split, f in files.items():
             if not splits[split]:

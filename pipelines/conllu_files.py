@@ -92,9 +92,9 @@ def read_conllu(path: str, tag_column: str = "upos") -> list[TaggedSentence]:
     return sentences
 
 
-def find_conllu_splits(directory: str) -> dict[str, str]:
+def find_conllu_splits(directory: str, required: str = "train") -> dict[str, str]:
     """Maps "train" / "dev" / "test" to the one `*<split>*.conllu` file of `directory`
-    (`valid` is accepted for dev)."""
+    (`valid` is accepted for dev); the `required` split must be there."""
     found = {}
     for split, names in (("train", ("train",)), ("dev", ("dev", "valid")), ("test", ("test",))):
         matches = sorted({p for name in names for p in glob.glob(os.path.join(directory, f"*{name}*.conllu"))})
@@ -102,6 +102,6 @@ def find_conllu_splits(directory: str) -> dict[str, str]:
             raise DataError(f"{directory}: more than one file for the {split} split: {matches}")
         if matches:
             found[split] = matches[0]
-    if "train" not in found:
-        raise DataError(f"{directory} has no *train*.conllu file")
+    if required not in found:
+        raise DataError(f"{directory} has no *{required}*.conllu file")
     return found

@@ -105,8 +105,10 @@ def read_labeled_text(path: str) -> list[TextExample]:
     return examples
 
 
-def find_split_files(directory: str, extensions: tuple[str, ...] = (".tsv", ".csv")) -> dict[str, str]:
-    """Maps "train" / "dev" / "test" to the file that holds it (`valid` is accepted for dev)."""
+def find_split_files(directory: str, extensions: tuple[str, ...] = (".tsv", ".csv"),
+                     required: str = "train") -> dict[str, str]:
+    """Maps "train" / "dev" / "test" to the file that holds it (`valid` is accepted for dev);
+    the `required` split must be there (train, or the one split an evaluation reads)."""
     found: dict[str, str] = {}
     for split, names in SPLIT_ALIASES.items():
         for name in names:
@@ -116,7 +118,7 @@ def find_split_files(directory: str, extensions: tuple[str, ...] = (".tsv", ".cs
             if matches:
                 found[split] = matches[0]
                 break
-    if "train" not in found:
-        wanted = " or ".join(f"train{ext}" for ext in extensions)
+    if required not in found:
+        wanted = " or ".join(f"{name}{ext}" for name in SPLIT_ALIASES[required] for ext in extensions)
         raise DataError(f"{directory} has no {wanted}")
     return found

@@ -28,6 +28,7 @@ def test_train_evaluate_predict_export(tmp_path, smoke_config, capsys):
                  "--config", smoke_config, "--set", "model.units=12", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and run in out
+    assert "Epoch 2/2 - " in out and "skipped_steps: 0\n" in out and "e+00" not in out  # counts as integers
     for name in ("config.yaml", "model.keras", "history.csv", "metrics-test.json", "assets/vocab.txt",
                  "assets/labels.txt", "checkpoints/best.keras", "plots/training.png"):
         assert os.path.exists(os.path.join(run, name)), name
@@ -290,3 +291,16 @@ def test_progress_of_long_work_goes_to_stderr(capsys, monkeypatch):
         progress.update(1)
     out = capsys.readouterr()
     assert out.out == "" and out.err.splitlines() == ["translating: 2/4", "translating: 4/4"]
+
+
+def test_evaluate_needs_only_the_split_it_scores(small_run, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test.tsv").write_text("the movie was not good\tnegative\nthe movie was very good\tpositive\n")
+    assert main(["evaluate", str(small_run), "--data", str(data), "--split", "test", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 2
+    (data / "valid.tsv").write_text("a fine film\tpositive\n")
+    assert main(["evaluate", str(small_run), "--data", str(data), "--split", "valid", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 1
+    assert main(["evaluate", str(small_run), "--data", str(data), "--split", "train"]) == 1
+    assert "has no train.tsv or train.csv" in capsys.readouterr().err
