@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -216,7 +217,11 @@ class App(abc.ABC):
         fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, monitor=monitor, mode=mode,
                 callbacks=callbacks)
         plot_history(run, self.history_metrics)
-        metrics = self.score(Loaded(run, config, model, preprocessor), splits["test"])
+        loaded = Loaded(run, config, model, preprocessor)
+        if importlib.util.find_spec("tensorboard") is not None:
+            with tf.summary.create_file_writer(str(run.logs / "images")).as_default():
+                self.summarize(loaded, step=config.train.epochs)
+        metrics = self.score(loaded, splits["test"])
         atomic_write_json(run.metrics("test"), metrics)
         save_model_atomic(model, run.model)  # last: its presence marks the run as finished
         run.release()
@@ -264,6 +269,10 @@ class App(abc.ABC):
         loaded = self.load(run_dir)
         serving = self.serving(loaded)  # held here: its tf.functions bind it weakly
         return self.predict_rows(loaded, serving, list(inputs), **options)
+
+    def summarize(self, loaded: Loaded, step: int) -> None:
+        """After training, app-specific TensorBoard summaries (`tf.summary.*`, a writer is set):
+        attention maps, activations. Nothing by default."""
 
     def format_prediction(self, row: dict) -> str:
         """One prediction as the CLI prints it."""

@@ -215,6 +215,12 @@ def cmd_predict(args, app) -> None:
         rows = app.predict(args.run, inputs, **options)
     else:
         rows = app.predict_export(args.run, args.runtime or "savedmodel", inputs, **options)
+        if not args.json:  # which run answered
+            from export.assets import read_assets
+
+            run = read_assets(args.run).get("run", {})
+            print(f"(export of run {run.get('path', '?')}, model.keras {run.get('model_sha256', '?')[:12]})",
+                  file=sys.stderr)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False) if args.json else app.format_prediction(row))
 
@@ -251,15 +257,10 @@ def _import_tensorflow_quietly() -> None:
     to errors: a command prints its results and its own messages. `--debug` keeps everything."""
     import warnings
 
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    from export.stderr import silenced_stderr
+
+    with silenced_stderr():
         import tensorflow as tf
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     tf.get_logger().setLevel("ERROR")
     import absl.logging
 

@@ -235,6 +235,18 @@ class Translation(App):
             plot_attention(row["plot"], *serving.attention_map(row["text"], row["translation"]))
         return rows
 
+    def summarize(self, loaded, step):
+        """TensorBoard images: the attention maps of the demo sentences."""
+        import io
+
+        translator = self.serving(loaded)
+        translations = self._translate(translator, list(self.demo_inputs), 0)
+        for i, (text, translation) in enumerate(zip(self.demo_inputs, translations)):
+            png = io.BytesIO()
+            plot_attention(png, *translator.attention_map(text, translation))
+            tf.summary.image(f"attention/{i}", tf.image.decode_png(png.getvalue(), channels=3)[None], step=step,
+                             description=text)
+
     def format_prediction(self, row):
         return f"{row['text']}  ->  {row['translation']}" + (f"   [{row['plot']}]" if "plot" in row else "")
 

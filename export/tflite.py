@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from export import ExportError
 from export.internals import convert_variables_to_constants_v2, interpreter_op_names
+from export.stderr import quiet, silenced_stderr
 from export.graph_checks import check_no_cudnn
 from export.parity import check, max_differences
 
@@ -82,8 +83,9 @@ class TFLiteRunner:
     """Runs a fixed-shape TFLite model on inputs of any batch size, a model-sized batch at a time."""
 
     def __init__(self, path):
-        self.interpreter = tf.lite.Interpreter(model_path=str(path))
-        self.runner = self.interpreter.get_signature_runner()
+        with silenced_stderr(quiet()):  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
+            self.interpreter = tf.lite.Interpreter(model_path=str(path))
+            self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.input_shapes = {name: tuple(d["shape"]) for name, d in details.items()}
         self.ops = interpreter_op_names(self.interpreter)
@@ -99,6 +101,8 @@ class TFLiteRunner:
                 if len(part) < batch:  # pad the last chunk with copies of its first row
                     part = np.concatenate([part, np.repeat(part[:1], batch - len(part), axis=0)])
                 chunk[name] = part
-            for name, value in self.runner(**chunk).items():
+            with silenced_stderr(quiet()):  # the delegate is created, and says so, on the first run
+                result = self.runner(**chunk)
+            for name, value in result.items():
                 outputs.setdefault(name, []).append(value[: min(batch, total - start)])
         return {name: np.concatenate(parts) for name, parts in outputs.items()}

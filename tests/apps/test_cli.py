@@ -304,3 +304,25 @@ def test_evaluate_needs_only_the_split_it_scores(small_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["examples"] == 1
     assert main(["evaluate", str(small_run), "--data", str(data), "--split", "train"]) == 1
     assert "has no train.tsv or train.csv" in capsys.readouterr().err
+
+
+def test_a_model_with_code_in_it_is_refused_by_name(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(run / "model.keras")
+    assert main(["predict", str(run), "good"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"rnnapps: error: {run}/model.keras is refused: it holds code (a Lambda layer) that safe mode " \
+                  "does not run", err
+
+
+def test_export_and_runtime_prediction_are_quiet(small_run, tmp_path):
+    export = tmp_path / "export"
+    for argv in (["export", str(small_run), "--format", "tflite", "--out", str(export)],
+                 ["predict", str(export), "--runtime", "tflite", "a fine film", "--json"]):
+        result = subprocess.run([sys.executable, "-m", "apps.cli", *argv], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", result.stderr  # no TensorFlow, TFLite or converter log line

@@ -58,6 +58,9 @@ def smoke_run(tmp_path_factory):
 
 def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
     capsys.readouterr()
+    images = {value.tag for path in (smoke_run / "logs" / "images").glob("events.out.tfevents.*")
+              for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert images == {"attention/0", "attention/1", "attention/2"}  # TensorBoard's attention maps
     assert main(["evaluate", str(smoke_run), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert {"bleu", "chrf"} <= set(metrics) and 0 <= metrics["bleu"] <= 100
@@ -91,6 +94,12 @@ def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
     assert set(parity) == {"savedmodel", "onnx", "onnx_beam", "tflite_encoder", "tflite_step"}
     assert parity["onnx"]["max_abs_diff"]["target_ids"] == 0 and parity["onnx_beam"]["recurrent_ops"] == ["Loop"]
     assert max(parity["tflite_step"]["max_abs_diff"].values()) < 1e-4
+    for options, message in ((["--beam", "7"], "--beam 7 with --runtime onnx is not available"),
+                             (["--plot"], "--plot needs a run directory")):
+        assert main(["predict", str(all_dir), "--runtime", "onnx", "the dog", *options]) == 1
+        assert message in capsys.readouterr().err
+    assert main(["predict", str(all_dir), "--runtime", "onnx", "the dog sees the cat", "--beam", "4", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["translation"], str)  # decoded by the beam model
     for runtime in ("onnx", "tflite"):
         capsys.readouterr()
         assert main(["predict", str(all_dir), "--runtime", runtime, "the dog sees the cat", "the zebras wibble",
