@@ -35,7 +35,7 @@ import tensorflow as tf
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
 from apps.plots import plot_history
-from apps.training import fit_run, log, make_optimizer, make_strategy
+from apps.training import Progress, fit_run, log, make_optimizer, make_strategy
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets
@@ -185,8 +185,9 @@ class App(abc.ABC):
         """Test metrics of `examples`: by default `model.evaluate`'s loss and metrics."""
         if getattr(loaded.model, "optimizer", None) is None:  # loaded with compile=False
             self.compile(loaded.model, loaded.config)
+        progress = ScoringProgress(Progress(len(examples), "scoring"), loaded.config.data.batch_size)
         results = loaded.model.evaluate(loaded.preprocessor.dataset(examples, training=False), verbose=0,
-                                        return_dict=True)
+                                        return_dict=True, callbacks=[progress])
         return {**{k: float(v) for k, v in results.items()}, "examples": len(examples)}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -366,6 +367,18 @@ class App(abc.ABC):
         sizes = ", ".join(f"{k} {v}" for k, v in m.items() if k in ("cell", "encoder_cell", "decoder_cell", "units",
                                                                      "num_layers", "bidirectional", "attention"))
         return f"{sizes}; {loaded.model.count_params():,} parameters; {m.get('implementation', '')}"
+
+
+class ScoringProgress(keras.callbacks.Callback):
+    """`model.evaluate`'s progress on stderr (Keras's own goes to stdout, which `--json` keeps for
+    the result): examples counted a batch at a time (bucketed batches are full but the last)."""
+
+    def __init__(self, progress: Progress, batch_size: int):
+        super().__init__()
+        self.progress, self.batch_size = progress, batch_size
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.progress.update(self.batch_size)
 
 
 def _check_model_sizes(config) -> None:

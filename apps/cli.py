@@ -275,12 +275,13 @@ def _app_for(args):
     return get_app(args.app if hasattr(args, "app") else _app_name_of(args.run))
 
 
-def _parse(parser: argparse.ArgumentParser, argv):
+def _parse(parser: argparse.ArgumentParser, argv, app=None):
     # predict's inputs may follow its options (`predict DIR --runtime onnx "text"`): argparse
     # leaves such positionals over, and they are taken as inputs here.
     args, extra = parser.parse_known_args(argv)
     if extra and (args.command != "predict" or any(e.startswith("-") for e in extra)):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        options = f" (the {app.name} app has no such option)" if app is not None and extra[0].startswith("-") else ""
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}{options}; see rnnapps {args.command} --help")
     if extra:
         args.inputs = list(args.inputs) + extra
     return args
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         _import_tensorflow_quietly()
     try:
         app = _app_for(args)
-        args = _parse(_parser(app, args.command), argv)
+        args = _parse(_parser(app, args.command), argv, app)
         COMMANDS[args.command](args, app)
     except KeyboardInterrupt:
         print("rnnapps: interrupted; rerun the same command to resume", file=sys.stderr)

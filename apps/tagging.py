@@ -24,7 +24,7 @@ import tensorflow as tf
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
-from apps.training import log
+from apps.training import Progress, log
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from layers import cells
 from layers.char_cnn import CharCNN
@@ -175,8 +175,9 @@ class Tagging(App):
 
     def score(self, loaded, examples, **options):
         """Token accuracy, and over the words the vocabulary lacks (OOV), padding left out."""
-        counts = np.zeros(4)  # correct, words, correct OOV, OOV words
+        counts, progress = np.zeros(4), Progress(len(examples), "tagging")  # correct, words, correct OOV, OOV
         for (word_ids, char_ids), tags, _ in loaded.preprocessor.dataset(examples, training=False):
+            progress.update(len(tags))
             logits = loaded.model((word_ids, char_ids), training=False).numpy()
             right, real = np.argmax(logits[..., 1:], -1) + 1 == tags.numpy(), tags.numpy() > 0
             oov = real & (word_ids.numpy() == OOV_ID)

@@ -206,16 +206,26 @@ def test_predict_reads_standard_input(small_run):
     assert result.stderr == ""  # no TensorFlow start-up or log line without --debug
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "model.keras is corrupt"),
-    (b"\x00garbage" * 10, "model.keras is corrupt"),
-])
-def test_corrupt_model_file_is_named(small_run, tmp_path, capsys, content, message):
+def _broken_config(model_bytes: bytes) -> bytes:
+    import io
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(model_bytes)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, b"{not json" if item.filename == "config.json" else source.read(item))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("corrupt", [lambda b: b"", lambda b: b"\x00garbage" * 10, lambda b: b[: len(b) // 2],
+                                     _broken_config], ids=["empty", "random", "cut short", "broken config.json"])
+def test_corrupt_model_file_is_named(small_run, tmp_path, capsys, corrupt):
     import shutil
 
+    message = "model.keras is corrupt"
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
-    (run / "model.keras").write_bytes(content)
+    (run / "model.keras").write_bytes(corrupt((run / "model.keras").read_bytes()))
     for command in (["evaluate", str(run)], ["predict", str(run), "good"],
                     ["export", str(run), "--format", "onnx", "--out", str(tmp_path / "e")]):
         assert main(command) == 1
@@ -326,3 +336,23 @@ def test_export_and_runtime_prediction_are_quiet(small_run, tmp_path):
         result = subprocess.run([sys.executable, "-m", "apps.cli", *argv], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         assert result.stderr == "", result.stderr  # no TensorFlow, TFLite or converter log line
+
+
+
+def test_cli_refuses_to_export_over_another_runs_export(small_run, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(small_run, other)
+    model = keras.saving.load_model(other / "model.keras")
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    model.save(other / "model.keras")  # another run: other weights
+    export = tmp_path / "export"
+    assert main(["export", str(small_run), "--format", "onnx", "--out", str(export)]) == 0
+    assert main(["export", str(other), "--format", "tflite", "--out", str(export)]) == 1
+    assert "holds an export of another run" in capsys.readouterr().err
+    assert sorted(p.name for p in export.iterdir()) == ["assets.json", "model.onnx", "parity.json"]  # untouched
+    assert main(["predict", str(small_run), "good", "--beam", "4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rnnapps: error: unrecognized arguments: --beam 4 (the sentiment app has no such option); "
+                   "see rnnapps predict --help"], err
