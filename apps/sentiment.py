@@ -128,10 +128,6 @@ class Sentiment(App):
         m, reg = config.model, config.regularization
         if m.num_classes < 2:
             raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
-        if m.vocab_size < 3:
-            raise ConfigError(f"model.vocab_size is resolved from the data, received {m.vocab_size}")
-        if m.num_layers < 1:
-            raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(token_ids)
         # `last` pooling is the recurrent stack's own final output, which skips padding and, when

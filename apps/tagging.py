@@ -152,11 +152,9 @@ class Tagging(App):
 
     def build_model(self, config) -> keras.Model:
         """(word_ids (batch, time), char_ids (batch, time, chars)) -> tag logits (batch, time, tags)."""
-        m, reg = config.model, config.regularization
-        if m.num_tags < 2 or m.vocab_size < 3:
-            raise ConfigError("model.num_tags and model.vocab_size are resolved from the data")
-        if m.num_layers < 1:
-            raise ConfigError(f"model.num_layers must be positive, received {m.num_layers}")
+        m, reg = config.model, config.regularization  # sizes checked positive by App.train
+        if m.num_tags < 2:
+            raise ConfigError(f"model.num_tags is resolved from the data (train's tags), received {m.num_tags}")
         word_ids = keras.Input((None,), dtype="int32", name="word_ids")
         char_ids = keras.Input((None, config.data.max_word_length), dtype="int32", name="char_ids")
         x = token_embedding(m.vocab_size, m.word_dim, reg, config.seed, name="word_embedding")(word_ids)
