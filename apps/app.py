@@ -9,7 +9,8 @@ An app is a subclass that fills in what is its own, in this order (see `apps/sen
 
 - `name`, `config_class` (a frozen dataclass with a `smoke()` classmethod), `demo_inputs`,
   `formats`, `monitor` (the dev metric that picks the best epoch);
-- sources: `synthetic_splits(size, seed)`, `read_directory(path)`, `tfds_split(name, split)`;
+- sources: `generate(n, seed)` (the synthetic generator), `read_directory(path, config,
+  required)`, `tfds_split(name, split, config)`; each returns examples with a `where` for errors;
 - `make_preprocessor(config)` (from `pipelines`) and `resolve(config, fitted)`;
 - `build_model(config)` (from `layers`) and `loss_and_metrics(config)`; `score(...)` when the
   test metric is not `model.evaluate`'s;
@@ -17,7 +18,10 @@ An app is a subclass that fills in what is its own, in this order (see `apps/sen
 - `export_targets(loaded, serving)`, `check_export(...)` and `predict_exported(...)`: what the
   export writes and how a runtime without Keras runs it;
 - `add_arguments(parser, command)` (its own command-line options), `format_prediction(row)`,
-  `search_space()` (the keys worth tuning).
+  `summarize(loaded, step)` (TensorBoard extras), `search_space()` (the keys worth tuning).
+
+Register the class in `apps/registry.py`; `tests/apps/test_app_contract.py` then runs the app
+contract on its `smoke()` config.
 """
 
 from __future__ import annotations
