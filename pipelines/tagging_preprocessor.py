@@ -83,8 +83,8 @@ class TaggingPreprocessor(TextPreprocessor):
         return {"max_length": self.max_length, "max_word_length": self.max_word_length,
                 "vocab_size": len(self.words), "char_vocab_size": len(self.chars), "num_tags": len(self.tags) + 1}
 
-    def tag_ids(self, sentence) -> list[int]:
-        index = {tag: i + 1 for i, tag in enumerate(self.tags)}
+    def tag_ids(self, sentence, index: dict | None = None) -> list[int]:
+        index = index or {tag: i + 1 for i, tag in enumerate(self.tags)}
         for tag in sentence.tags:
             if tag not in index:
                 raise DataError(f"{sentence.where}: tag {tag!r} never appears in train (train tags: {self.tags})")
@@ -117,7 +117,8 @@ class TaggingPreprocessor(TextPreprocessor):
         if cut:
             print(f"warning: {cut} of {len(sentences)} sentences are longer than max_length={self.max_length} "
                   "words and were cut", file=sys.stderr, flush=True)
-        tags = [self.tag_ids(s)[: self.max_length if training else None] for s in sentences]
+        index = {tag: i + 1 for i, tag in enumerate(self.tags)}  # once, not per sentence
+        tags = [self.tag_ids(s, index)[: self.max_length if training else None] for s in sentences]
         lengths = np.array([len(t) for t in tags], np.int64)
         words, chars = zip(*(self.encode_python([s.words], length=max(n, 1), cut=training)
                              for s, n in zip(sentences, lengths)))

@@ -78,6 +78,24 @@ class TextPreprocessor(abc.ABC):
     def tables(self) -> dict[str, tf.lookup.StaticHashTable]:
         """Every lookup table, for a serving module to track (and a SavedModel to save)."""
 
+    def input_vocab(self) -> tuple[str, Vocabulary]:
+        """The name and vocabulary of the text the model reads (a classifier's text, a
+        translator's source)."""
+        raise TypeError(f"{type(self).__name__} has no single text input")
+
+    def tf_encoder(self):
+        """(batch,) strings -> ragged ids of the input text, in TensorFlow (tf.data, serving)."""
+        return text_encoder(self.table(*self.input_vocab()), self.data.lowercase, self.max_length)
+
+    def tf_encode(self, texts) -> tf.Tensor:
+        """(batch,) strings -> (batch, time) ids, right-padded."""
+        return pad_ids(self.tf_encoder()(texts))
+
+    def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+        """The same ids as `tf_encode`, without TensorFlow (right-padded to `length`)."""
+        return encode_batch(texts, self.input_vocab()[1].tokens, OOV_ID, self.data.lowercase, self.max_length,
+                            length)
+
     def bucket_boundaries(self, lengths: Sequence[int], max_length: int) -> list[int] | None:
         if not self.data.bucketing:
             return None
@@ -141,20 +159,11 @@ class TextClassificationPreprocessor(TextPreprocessor):
                                     self.data.batch_size, self.boundaries,
                                     shuffle_buffer=self.shuffle_size(len(examples), training), seed=self.seed)
 
+    def input_vocab(self):
+        return "vocab", self.vocab
+
     def tables(self):
         return {"vocab": self.table("vocab", self.vocab)}
-
-    def tf_encoder(self):
-        """(batch,) strings -> ragged ids, in TensorFlow (tf.data and serving graphs)."""
-        return text_encoder(self.table("vocab", self.vocab), self.data.lowercase, self.max_length)
-
-    def tf_encode(self, texts) -> tf.Tensor:
-        """(batch,) strings -> (batch, time) ids, right-padded."""
-        return pad_ids(self.tf_encoder()(texts))
-
-    def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """The same ids as `tf_encode`, without TensorFlow (right-padded to `length`)."""
-        return encode_batch(texts, self.vocab.tokens, OOV_ID, self.data.lowercase, self.max_length, length)
 
     def save(self, directory: pathlib.Path) -> None:
         self.vocab.save(directory / "vocab.txt")
@@ -233,16 +242,8 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     def tables(self):
         return {"source": self.table("source", self.source_vocab), "target": self.table("target", self.target_vocab)}
 
-    def tf_source_encoder(self):
-        return text_encoder(self.table("source", self.source_vocab), self.data.lowercase, self.max_length)
-
-    def tf_encode(self, texts) -> tf.Tensor:
-        """(batch,) source strings -> (batch, time) ids, right-padded."""
-        return pad_ids(self.tf_source_encoder()(texts))
-
-    def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """The same source ids as `tf_encode`, without TensorFlow (right-padded to `length`)."""
-        return encode_batch(texts, self.source_vocab.tokens, OOV_ID, self.data.lowercase, self.max_length, length)
+    def input_vocab(self):
+        return "source", self.source_vocab
 
     def tf_target_encoder(self):
         """Target texts -> ragged ids, cut to leave room for [EOS]."""
@@ -250,7 +251,7 @@ class Seq2SeqPreprocessor(TextPreprocessor):
 
     def dataset(self, pairs, training: bool) -> tf.data.Dataset:
         """((source_ids, target_in), target_out) batches, bucketed by source length."""
-        encode_source, encode_target = self.tf_source_encoder(), self.tf_target_encoder()
+        encode_source, encode_target = self.tf_encoder(), self.tf_target_encoder()
         bos, eos = self.bos_id, self.eos_id
 
         def encode(sources, targets):
