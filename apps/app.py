@@ -11,7 +11,8 @@ An app is a subclass that fills in what is its own, in this order (see `apps/sen
   `formats`, `monitor` (the dev metric that picks the best epoch);
 - sources: `generate(n, seed)` (the synthetic generator), `read_directory(path, config,
   required)`, `tfds_split(name, split, config)`; each returns examples with a `where` for errors;
-- `make_preprocessor(config)` (from `pipelines`) and `resolve(config, fitted)`;
+- `preprocessor_class` (from `pipelines`; `preprocessor_options(config)` for more arguments) and
+  `resolve(config, fitted)`;
 - `build_model(config)` (from `layers`) and `loss_and_metrics(config)`; `score(...)` when the
   test metric is not `model.evaluate`'s;
 - `serving(loaded)`: a `tf.Module` from raw input to readable output, and `predict_rows`;
@@ -96,6 +97,7 @@ class ExportTargets:
 class App(abc.ABC):
     name = ""
     config_class = None
+    preprocessor_class = None  # from pipelines: fit, dataset, save/load, assets
     demo_inputs: tuple = ()
     formats = ("savedmodel", "onnx", "tflite")
     monitor = ("val_accuracy", "max")  # (the dev metric that picks the best epoch, max|min)
@@ -157,12 +159,12 @@ class App(abc.ABC):
 
     # --- preprocessing, model ----------------------------------------------------------------
 
-    @abc.abstractmethod
     def make_preprocessor(self, config):
-        """An unfitted preprocessor of `pipelines` for `config`."""
+        """An unfitted preprocessor (`preprocessor_class`, from `pipelines`) for `config`."""
+        return self.preprocessor_class(config.data, **self.preprocessor_options(config))
 
     def load_preprocessor(self, directory: pathlib.Path, config):
-        return type(self.make_preprocessor(config)).load(directory, config.data, **self.preprocessor_options(config))
+        return self.preprocessor_class.load(directory, config.data, **self.preprocessor_options(config))
 
     def preprocessor_options(self, config) -> dict:
         return {"seed": config.seed, "shuffle_buffer": config.train.shuffle_buffer}

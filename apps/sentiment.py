@@ -90,6 +90,7 @@ class Classifier(tf.Module):
 class Sentiment(App):
     name = "sentiment"
     config_class = SentimentConfig
+    preprocessor_class = TextClassificationPreprocessor
     synthetic_size = 4000
     demo_inputs = ("the movie was very good", "the movie was not good", "the acting was great but the plot was boring",
                    "although the plot was boring , the acting was great", "honestly , the ending was never dull")
@@ -113,9 +114,6 @@ class Sentiment(App):
                 for i, row in enumerate(ds.as_numpy_iterator())]
 
     # --- preprocessing and model -----------------------------------------------------------------
-
-    def make_preprocessor(self, config):
-        return TextClassificationPreprocessor(config.data, **self.preprocessor_options(config))
 
     def resolve(self, config, fitted):
         return replace(config, **{"data.max_length": fitted["max_length"], "model.num_classes": fitted["num_classes"],

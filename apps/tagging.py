@@ -110,6 +110,7 @@ class Tagger(tf.Module):
 class Tagging(App):
     name = "tagging"
     config_class = TaggingConfig
+    preprocessor_class = TaggingPreprocessor
     sample_weights = True  # padding weighs 0 in the loss and the accuracy
     synthetic_size = 2000
     demo_inputs = ("We book the back room .", "She said that the book can run back !",  # in the grammar
@@ -139,9 +140,6 @@ class Tagging(App):
                 for i, row in enumerate(ds.as_numpy_iterator()) if len(row["tokens"])]
 
     # --- preprocessing and model -----------------------------------------------------------------
-
-    def make_preprocessor(self, config):
-        return TaggingPreprocessor(config.data, **self.preprocessor_options(config))
 
     def resolve(self, config, fitted):
         return replace(config, **{

@@ -132,6 +132,7 @@ class Translator(AttentionDecoding):
 class Translation(App):
     name = "translation"
     config_class = TranslationConfig
+    preprocessor_class = Seq2SeqPreprocessor
     monitor = ("val_loss", "min")
     history_metrics = ("loss",)
     synthetic_size, synthetic_held_out = 6000, 10
@@ -162,9 +163,6 @@ class Translation(App):
         return [Pair(s, t, f"tfds:{name}[{split}] #{i}") for i, (s, t) in enumerate(rows) if s.strip() and t.strip()]
 
     # --- preprocessing and model -----------------------------------------------------------------
-
-    def make_preprocessor(self, config):
-        return Seq2SeqPreprocessor(config.data, **self.preprocessor_options(config))
 
     def preprocessor_options(self, config):
         return {**super().preprocessor_options(config), "target_max_length": config.decode.target_max_length}
