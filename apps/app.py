@@ -40,7 +40,7 @@ import tensorflow as tf
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
 from apps.plots import plot_history
-from apps.training import Progress, fit_run, log, make_optimizer, make_strategy
+from apps.training import Progress, check_schedule, fit_run, log, make_optimizer, make_strategy
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets
@@ -102,6 +102,7 @@ class App(abc.ABC):
     formats = ("savedmodel", "onnx", "tflite")
     monitor = ("val_accuracy", "max")  # (the dev metric that picks the best epoch, max|min)
     history_metrics = ("loss", "accuracy")  # plotted per epoch
+    embedding_layers: dict[str, str] = {}  # preprocessor side -> embedding layer (model.embeddings)
     synthetic_size = 1000  # training examples of `synthetic`; dev and test get a fifth each
     synthetic_held_out = 5  # dev and test are synthetic_size // this
     sample_weights = False  # whether the datasets yield (inputs, targets, weights)
@@ -160,8 +161,12 @@ class App(abc.ABC):
     # --- preprocessing, model ----------------------------------------------------------------
 
     def make_preprocessor(self, config):
-        """An unfitted preprocessor (`preprocessor_class`, from `pipelines`) for `config`."""
-        return self.preprocessor_class(config.data, **self.preprocessor_options(config))
+        """An unfitted preprocessor (`preprocessor_class`, from `pipelines`) for `config`; with
+        `model.embeddings` set, it aligns its input vocabulary to those word vectors."""
+        preprocessor = self.preprocessor_class(config.data, **self.preprocessor_options(config))
+        if getattr(config.model, "embeddings", ""):
+            preprocessor.use_vectors(config.model.embeddings, config.model.embeddings_words)
+        return preprocessor
 
     def load_preprocessor(self, directory: pathlib.Path, config):
         return self.preprocessor_class.load(directory, config.data, **self.preprocessor_options(config))
@@ -200,8 +205,7 @@ class App(abc.ABC):
 
     def train(self, config, out, strategy: str = "default", callbacks=()) -> dict:
         """Trains into the run directory `out` (resuming it if unfinished); returns test metrics."""
-        if config.train.epochs < 1:
-            raise ConfigError(f"train.epochs must be at least 1, received {config.train.epochs}")
+        check_schedule(config.train)
         keras.utils.set_random_seed(config.seed)
         splits, origin = self.load_splits(config)
         config = replace(config, **{"data.splits": origin})
@@ -209,6 +213,10 @@ class App(abc.ABC):
         config = self.resolve(config, preprocessor.fit(splits["train"]))
         for note in preprocessor.notes:
             log(note)
+        for matrix in preprocessor.pretrained.values():
+            if config.model.embedding_dim != matrix.shape[1]:
+                log(f"model.embedding_dim = {matrix.shape[1]} (the dimension of model.embeddings)")
+                config = replace(config, **{"model.embedding_dim": int(matrix.shape[1])})
         _check_model_sizes(config)
         # Every split through the pipeline before the run exists: a label or token that only dev
         # or test has fails here, not after training.
@@ -216,12 +224,13 @@ class App(abc.ABC):
         preprocessor.dataset(splits["test"], training=False)
         with make_strategy(strategy).scope():  # a bad model or optimizer setting fails before the run exists
             model = self.build_model(config)
+            self.start_embeddings(model, config, preprocessor)
             self.compile(model, config)
         run = RunDir(out)
         run.start(config)
         preprocessor.save(run.assets)
         monitor, mode = self.monitor
-        fit_run(model, run, datasets["train"], datasets["dev"], config.train.epochs, monitor=monitor, mode=mode,
+        fit_run(model, run, datasets["train"], datasets["dev"], config.train, monitor=monitor, mode=mode,
                 callbacks=callbacks)
         plot_history(run, self.history_metrics)
         loaded = Loaded(run, config, model, preprocessor)
@@ -233,6 +242,14 @@ class App(abc.ABC):
         save_model_atomic(model, run.model)  # last: its presence marks the run as finished
         run.release()
         return metrics
+
+    def start_embeddings(self, model, config, preprocessor) -> None:
+        """Pretrained vectors into the embedding layers (`embedding_layers` names them per side),
+        frozen unless `model.embeddings_trainable`."""
+        for side, matrix in preprocessor.pretrained.items():
+            layer = model.get_layer(self.embedding_layers[side])
+            layer.set_weights([matrix])
+            layer.trainable = config.model.embeddings_trainable
 
     def load(self, run_dir) -> Loaded:
         run = RunDir(run_dir).require_complete()
@@ -389,11 +406,13 @@ class ScoringProgress(keras.callbacks.Callback):
 
 def _check_model_sizes(config) -> None:
     """Every whole-number setting of the model section is a size: positive (named when not,
-    rather than a Keras error about an argument the user never wrote)."""
+    rather than a Keras error about an argument the user never wrote); counts may be 0."""
+    counts = {"embeddings_words"}
     for field in dataclasses.fields(config.model):
-        value = getattr(config.model, field.name)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            raise ConfigError(f"model.{field.name} must be positive, received {value}")
+        value, minimum = getattr(config.model, field.name), 0 if field.name in counts else 1
+        if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
+            raise ConfigError(f"model.{field.name} must be {'positive' if minimum else 'at least 0'}, "
+                              f"received {value}")
 
 
 def _export_onnx_target(target: Target, out: pathlib.Path, model) -> dict:

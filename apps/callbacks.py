@@ -1,9 +1,11 @@
 """The callbacks of a run's `fit`: the checkpoint a rerun resumes from and the best model, each
-written atomically, and the resumption itself."""
+written atomically, the resumption itself, and what the dev metric's plateaus decide (a lower
+learning rate, an early stop)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import io
 import json
@@ -30,26 +32,93 @@ class KeepBest(keras.callbacks.Callback):
         self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
         self.best = -math.inf if mode == "max" else math.inf
 
-    def _better(self, value: float) -> bool:
-        return value > self.best if self.mode == "max" else value < self.best
-
     def on_train_begin(self, logs=None):
-        if self.history_path is not None and self.history_path.exists() and self.path.exists():
-            with open(self.history_path, newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get(self.monitor):
-                        value = float(row[self.monitor])
-                        if self._better(value):
-                            self.best = value
+        if self.history_path is not None and self.path.exists():
+            self.best = plateau(monitor_history(self.history_path, self.monitor), self.mode).best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and self._better(float(value)):
+        if value is not None and better(float(value), self.best, self.mode):
             self.best = float(value)
             try:
                 save_model_atomic(self.model, self.path)
             except OSError as e:
                 raise write_failure(self.path, e) from None
+
+
+def monitor_history(history_path, monitor: str) -> list[float]:
+    """The values of `monitor`, epoch by epoch, in a run's `history.csv` (none if it is absent)."""
+    if history_path is None or not history_path.exists():
+        return []
+    with open(history_path, newline="") as f:
+        return [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+
+
+@dataclasses.dataclass
+class Plateau:
+    best: float  # the best value so far
+    best_epoch: int  # its epoch (0-based; -1: none yet)
+    wait: int  # epochs since it, in a row without improvement
+
+    def after(self, epoch: int, value: float, mode: str) -> "Plateau":
+        if better(value, self.best, mode):
+            return Plateau(value, epoch, 0)
+        return Plateau(self.best, self.best_epoch, self.wait + 1)
+
+
+def better(value: float, best: float, mode: str) -> bool:
+    return value > best if mode == "max" else value < best
+
+
+def plateau(values: list[float], mode: str) -> Plateau:
+    """Where a dev metric stands after `values` (one per epoch): a state that a resumed run
+    rebuilds from its history, so its early stop and learning-rate cuts match an uninterrupted one."""
+    state = Plateau(-math.inf if mode == "max" else math.inf, -1, 0)
+    for epoch, value in enumerate(values):
+        state = state.after(epoch, value, mode)
+    return state
+
+
+class DevPlateau(keras.callbacks.Callback):
+    """After each epoch without a better dev metric: every `lr_patience` such epochs in a row, the
+    learning rate times `lr_factor` (not below `min_learning_rate`; `lr_patience=0`: never), and
+    after `patience` of them, the end of training (`patience=0`: never). The learning rate of each
+    epoch goes to the logs (`history.csv`, TensorBoard). The optimizer's learning rate is a variable
+    of the resume checkpoint, and the count of epochs without improvement comes from the history:
+    a resumed run decides as an uninterrupted one.
+    """
+
+    def __init__(self, monitor: str, mode: str, history_path, patience: int = 0, lr_patience: int = 0,
+                 lr_factor: float = 0.5, min_learning_rate: float = 0.0):
+        super().__init__()
+        self.monitor, self.mode, self.history_path = monitor, mode, history_path
+        self.patience, self.lr_patience, self.lr_factor, self.min_learning_rate = (
+            patience, lr_patience, lr_factor, min_learning_rate)
+        self.stopped_at = None
+
+    def on_train_begin(self, logs=None):
+        self.state = plateau(monitor_history(self.history_path, self.monitor), self.mode)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        learning_rate = self.model.optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(learning_rate))
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        self.state = self.state.after(epoch, float(value), self.mode)
+        if self.state.wait and self.lr_patience and self.state.wait % self.lr_patience == 0:
+            lowered = max(logs["learning_rate"] * self.lr_factor, self.min_learning_rate)
+            if lowered < logs["learning_rate"]:
+                learning_rate.assign(lowered)
+                print(f"after epoch {epoch + 1}: {self.monitor} has not improved for {self.state.wait} epochs; "
+                      f"learning rate {lowered:.3g}",
+                      file=sys.stderr, flush=True)
+        if self.patience and self.state.wait >= self.patience:
+            self.model.stop_training, self.stopped_at = True, epoch
+            print(f"after epoch {epoch + 1}: early stop, {self.monitor} has not improved for {self.state.wait} epochs; the model keeps "
+                  f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})",
+                  file=sys.stderr, flush=True)
 
 
 class CheckpointError(ConfigError):

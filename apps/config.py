@@ -30,7 +30,7 @@ class DataConfig:
     source: str = "synthetic"  # `synthetic[?size=N&seed=S]`, `tfds:NAME[/CONFIG]` or a directory
     vocab_size: int = 20000  # cap, padding and OOV included
     min_count: int = 1  # rarer tokens become OOV
-    lowercase: bool = True  # Unicode case folding before tokenization
+    lowercase: bool = True  # Unicode case folding before tokenization (translation: of the source only)
     max_length: typing.Optional[int] = None  # None: the training lengths' `length_percentile`
     length_percentile: float = 95.0
     batch_size: int = 32
@@ -42,8 +42,38 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TextDataConfig(DataConfig):
+    """Data of the apps that read free text (sentiment, translation)."""
+
+    # words: split on spaces and punctuation (pipelines/text_rules.py), one id per word of the
+    # vocabulary; subwords: a SentencePiece model learned from train (pipelines/subwords.py), so
+    # that rare and unseen words are split into known pieces, and detokenization is exact.
+    tokenizer: str = choice("words", ("words", "subwords"))
+    subword_vocab_size: int = 8000  # pieces per side, [PAD] and [UNK] included (tokenizer=subwords)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedEmbeddings:
+    """The `model` keys of the apps whose input is words (sentiment; translation's source)."""
+
+    # Pretrained word vectors: a word2vec-text, GloVe or fastText .vec file (gzip too) that the
+    # embedding starts from (pipelines/word_vectors.py); model.embedding_dim becomes theirs.
+    embeddings: str = ""
+    embeddings_trainable: bool = True  # false: the vectors stay as they are
+    embeddings_words: int = 0  # words of the file that train lacks, added to the vocabulary (its first ones)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 5
+    epochs: int = 5  # an upper bound when early_stopping_patience > 0
+    # On the app's dev metric (`rnnapps list` names it): stop after this many epochs in a row
+    # without improvement (0: never); the model keeps its best epoch's weights either way.
+    early_stopping_patience: int = 3
+    # Multiply the learning rate by lr_factor after each lr_patience epochs in a row without
+    # improvement (0: a constant learning rate), down to min_learning_rate.
+    lr_patience: int = 1
+    lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
     optimizer: str = choice("adam", ("adam", "rmsprop", "sgd"))
     learning_rate: float = 3e-3
     clipping: str = choice("global_norm", ("none", "global_norm", "adaptive"))  # see layers/clipping.py
@@ -103,7 +133,9 @@ def _unknown(cls, key: str) -> ConfigError:
     valid = field_names(cls)
     close = difflib.get_close_matches(key, valid, n=2, cutoff=0.75)
     section = key.partition(".")[0] + "."
-    nearby = close or [k for k in valid if k.startswith(section)][:6] or valid[:6]
+    in_section = sorted((k for k in valid if k.startswith(section)),
+                        key=lambda k: -difflib.SequenceMatcher(None, key, k).ratio())
+    nearby = close or in_section[:5] or valid[:6]
     hint = f"did you mean {' or '.join(repr(k) for k in close)}?" if close else f"keys near it: {', '.join(nearby)}"
     return ConfigError(f"unknown config key {key!r}; {hint} (a run's config.yaml lists every key)")
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.app import App, ExportTargets, Loaded, Target
-from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
+from apps.config import ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
@@ -35,7 +35,7 @@ MAX_INT8_ACCURACY_DROP = 0.02  # model_int8.tflite is kept only within this much
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(PretrainedEmbeddings):
     embedding_dim: int = 64
     cell: str = choice("lstm", cells.names())  # `rnnapps list` shows them
     units: int = 64
@@ -52,7 +52,7 @@ class ModelConfig:
 class SentimentConfig:
     app: str = choice("sentiment", ("sentiment",))
     seed: int = 42
-    data: DataConfig = DataConfig()
+    data: TextDataConfig = TextDataConfig()
     model: ModelConfig = ModelConfig()
     regularization: RegularizationConfig = RegularizationConfig()
     train: TrainConfig = TrainConfig(epochs=4)
@@ -91,6 +91,7 @@ class Sentiment(App):
     name = "sentiment"
     config_class = SentimentConfig
     preprocessor_class = TextClassificationPreprocessor
+    embedding_layers = {"vocab": "embedding"}
     synthetic_size = 4000
     demo_inputs = ("the movie was very good", "the movie was not good", "the acting was great but the plot was boring",
                    "although the plot was boring , the acting was great", "honestly , the ending was never dull")

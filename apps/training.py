@@ -11,7 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.callbacks import EpochLog, KeepBest, ResumePoint, resume
+from apps.callbacks import DevPlateau, EpochLog, KeepBest, ResumePoint, monitor_history, plateau, resume
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
@@ -81,22 +81,38 @@ def make_optimizer(config) -> keras.optimizers.Optimizer:
         raise ConfigError(f"train: {e}") from None
 
 
+def check_schedule(train) -> None:
+    """The epoch count and plateau settings of a `TrainConfig`, checked before a run exists."""
+    for key in ("epochs", "early_stopping_patience", "lr_patience"):
+        if getattr(train, key) < (1 if key == "epochs" else 0):
+            raise ConfigError(f"train.{key} must be at least {1 if key == 'epochs' else 0}, "
+                              f"received {getattr(train, key)}")
+    if not 0.0 < train.lr_factor <= 1.0:
+        raise ConfigError(f"train.lr_factor must be in (0, 1], received {train.lr_factor}")
+
+
 def fit_run(
     model: keras.Model,
     run: RunDir,
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset,
-    epochs: int,
+    train,
     monitor: str = "val_accuracy",
     mode: str = "max",
     callbacks=(),
 ) -> int:
-    """Trains with a checkpoint per epoch in `RUN/checkpoints`, resuming an interrupted run from
-    its last complete epoch; afterwards the model holds the best epoch's weights. Returns the
-    epoch training started from."""
-    start = resume(model, run)
+    """Trains for up to `train.epochs` (a `TrainConfig`) with a checkpoint per epoch in
+    `RUN/checkpoints`, resuming an interrupted run from its last complete epoch, lowering the
+    learning rate and stopping early on plateaus of `monitor`; afterwards the model holds the best
+    epoch's weights. Returns the epoch training started from."""
+    start, epochs = resume(model, run), train.epochs
+    stopped = plateau(monitor_history(run.history, monitor), mode)
+    if train.early_stopping_patience and stopped.wait >= train.early_stopping_patience:
+        start = epochs  # the run had stopped early before it was interrupted
     all_callbacks = [
         GradientStatistics(),  # first: the loggers after it see grad_norm
+        DevPlateau(monitor, mode, run.history, train.early_stopping_patience, train.lr_patience, train.lr_factor,
+                   train.min_learning_rate),  # before the loggers: they see learning_rate
         KeepBest(run.best, monitor, mode, run.history),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
@@ -105,7 +121,7 @@ def fit_run(
     ]
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
         # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
-        all_callbacks.insert(3, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
+        all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
     if start < epochs:
         model.fit(
             train_ds,

@@ -24,7 +24,7 @@ from apps.app import App, ExportTargets, Loaded, Target
 from apps.plots import plot_attention
 from apps.seq2seq import AttentionDecoding
 from apps.training import Progress
-from apps.config import ConfigError, DataConfig, RegularizationConfig, TrainConfig, choice, replace
+from apps.config import ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig, choice, replace
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
 from export.runtimes import load_runner
@@ -46,7 +46,7 @@ BEAM_FILE = "model_beam.onnx"
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(PretrainedEmbeddings):
     embedding_dim: int = 64
     units: int = 64  # encoder units per direction; the decoder has 2 * units
     encoder_cell: str = choice("lstm", cells.names())
@@ -72,7 +72,7 @@ class DecodeConfig:
 class TranslationConfig:
     app: str = choice("translation", ("translation",))
     seed: int = 42
-    data: DataConfig = DataConfig(vocab_size=8000, batch_size=64, length_percentile=100.0)  # never cut sentences
+    data: TextDataConfig = TextDataConfig(vocab_size=8000, batch_size=64, length_percentile=100.0)  # never cut sentences
     model: ModelConfig = ModelConfig()
     regularization: RegularizationConfig = RegularizationConfig()  # of the source embedding and the encoder
     decode: DecodeConfig = DecodeConfig()
@@ -133,6 +133,7 @@ class Translation(App):
     name = "translation"
     config_class = TranslationConfig
     preprocessor_class = Seq2SeqPreprocessor
+    embedding_layers = {"source": "source_embedding"}
     monitor = ("val_loss", "min")
     history_metrics = ("loss",)
     synthetic_size, synthetic_held_out = 6000, 10
@@ -197,7 +198,8 @@ class Translation(App):
         return MaskedCrossEntropy(config.model.label_smoothing), []
 
     def score(self, loaded, examples, beam: int = 0):
-        """BLEU and chrF (sacreBLEU's defaults) of the detokenized translations."""
+        """BLEU and chrF (sacreBLEU's defaults: cased, on the detokenized translations), and BLEU
+        lowercased (`bleu_lowercase`, as older papers report it)."""
         import sacrebleu
 
         translator = Translator(loaded.model, loaded.preprocessor, loaded.config)
@@ -205,6 +207,7 @@ class Translation(App):
         references = [[p.target for p in examples]]
         return {"bleu": round(float(sacrebleu.corpus_bleu(hypotheses, references).score), 6),
                 "chrf": round(float(sacrebleu.corpus_chrf(hypotheses, references).score), 6),
+                "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, references, lowercase=True).score), 6),
                 "examples": len(examples), "decoder": f"beam {beam}" if beam else "greedy"}
 
     def search_space(self):

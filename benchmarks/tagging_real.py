@@ -16,14 +16,12 @@ test), then prints UPOS accuracy and OOV accuracy (words whose case-folded form 
 
 from __future__ import annotations
 
-import argparse
 import collections
 import random
-import tempfile
 import time
 
-from apps.config import load_config
-from apps.tagging import Tagging, TaggingConfig
+from apps.tagging import Tagging
+from benchmarks.real_data import config_and_splits, parse_args, print_table, train_ours
 from pipelines.text_rules import case_fold
 
 
@@ -121,35 +119,17 @@ def _accuracy(predicted: list[list[str]], sentences, train_forms: set[str]) -> d
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", help="directory with *train*, *dev*, *test* .conllu files")
-    parser.add_argument("--split", default="test", choices=["test", "dev"], help="where to score (tune on dev)")
-    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
-    parser.add_argument("--out", help="run directory (default: a temporary one)")
-    parser.add_argument("--no-baselines", action="store_true", help="only our tagger (when tuning on dev)")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, "directory with *train*, *dev*, *test* .conllu files", argv)
     app = Tagging()
-    config = load_config(TaggingConfig, overrides=[f"data.source={args.data}", *args.overrides])
-    splits, _ = app.load_splits(config)
+    config, splits = config_and_splits(app, args)
     train, scored = splits["train"], splits[args.split]
     train_forms = {case_fold(w) for s in train for w in s.words}
     print(f"{args.data}: train {len(train)} sentences, {args.split} {len(scored)} sentences", flush=True)
-
     results = {} if args.no_baselines else _baselines(train, scored, train_forms)
-    out = args.out or tempfile.mkdtemp(prefix="rnnapps-tagging-")
-    start = time.perf_counter()
-    app.train(config, out)
-    seconds = time.perf_counter() - start
-    ours = app.evaluate(out, split=args.split)
-    results["rnnapps tagging (defaults)" + (f" {' '.join(args.overrides)}" if args.overrides else "")] = {
-        **ours, "seconds": seconds}
-
+    name, ours = train_ours(app, config, args)
+    results[name] = ours
     print(f"\n{args.split} split, {ours['words']} words ({ours['oov_words']} not in train):\n")
-    print("| model | accuracy | OOV accuracy | training time (s) |")
-    print("|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['accuracy']:.4f} | {r['accuracy_oov']:.4f} | {r['seconds']:.0f} |")
-    print(f"\nrun directory: {out}")
+    print_table(results, {"accuracy": "accuracy", "accuracy_oov": "OOV accuracy"})
 
 
 def _baselines(train, scored, train_forms) -> dict:

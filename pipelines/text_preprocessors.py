@@ -7,7 +7,9 @@ datasets, gives the TensorFlow encode that serving graphs use and, through `asse
 settings with which `pipelines.text_rules` encodes the same ids without TensorFlow.
 
 `data` is the app's data config: any object with `lowercase`, `vocab_size`, `min_count`,
-`max_length`, `length_percentile`, `batch_size`, `bucketing` and `num_buckets`.
+`max_length`, `length_percentile`, `batch_size`, `bucketing` and `num_buckets`, and optionally
+`tokenizer` (`words`, the default, or `subwords`: `pipelines/subwords.py`) and
+`subword_vocab_size`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from pipelines.batching import bucket_boundaries, pad_and_bucket
 from pipelines.errors import DataError
 from pipelines.lengths import length_stats
 from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
-from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, detokenize, encode_batch
+from pipelines.subwords import Subwords
+from pipelines.subwords import detokenize as detokenize_pieces
+from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, case_fold, detokenize, encode_batch, pad_rows
 from pipelines.tokenization import detokenize as tf_detokenize
+from pipelines.tokenization import detokenize_pieces as tf_detokenize_pieces
 from pipelines.tokenization import tokenize_texts
 from pipelines.vocabulary import OOV_ID, PAD_ID, Vocabulary
+from pipelines.word_vectors import align, read_vectors
 
 SETTINGS = "preprocessing.json"
 BOS, EOS = "[BOS]", "[EOS]"
@@ -60,13 +66,66 @@ def _count_cut(lengths: Sequence[int], limit: int, what: str, setting: str, note
 
 
 class TextPreprocessor(abc.ABC):
-    """What both text preprocessors share: settings, the tokenizer description and bucketing."""
+    """What the text preprocessors share: settings, bucketing, and each text side's tokenizer
+    (words through a vocabulary table, or learned subwords), fitted, encoded in TensorFlow and in
+    Python, saved and described for `assets.json`. A side has a name: `vocab` (a classifier's
+    text), `source` and `target` (a translator's)."""
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
         self.data, self.seed, self.shuffle_buffer = data, seed, shuffle_buffer
         self.boundaries: list[int] | None = None
         self.notes: list[str] = []  # what `fit` found, for the app to log
+        self.subwords: dict[str, Subwords] = {}  # per side, when data.tokenizer is `subwords`
+        self.vectors: tuple[str, int] | None = None  # (path, extra words): see `use_vectors`
+        self.pretrained: dict[str, np.ndarray] = {}  # side -> (vocabulary, dim) matrix, after `fit`
         self._tables: dict[str, tf.lookup.StaticHashTable] = {}
+        self._encoders: dict[tuple, object] = {}
+
+    @property
+    def uses_subwords(self) -> bool:
+        kind = getattr(self.data, "tokenizer", "words")
+        if kind not in ("words", "subwords"):
+            raise DataError(f"data.tokenizer must be 'words' or 'subwords', received {kind!r}")
+        return kind == "subwords"
+
+    INPUT_SIDE = "vocab"  # the side that the model reads, and pretrained vectors are for
+
+    def use_vectors(self, path: str, extra_words: int = 0) -> None:
+        """At `fit`, align the input side's vocabulary to the word vectors of `path`
+        (`pipelines/word_vectors.py`), after adding up to `extra_words` words of the file that
+        train lacks (its first, most frequent ones); the matrix goes to `pretrained`."""
+        self.vectors = (path, extra_words)
+
+    def _align_vectors(self, name: str, vocab: Vocabulary, lowercase: bool) -> Vocabulary:
+        path, extra = self.vectors
+        if self.uses_subwords:
+            raise DataError("model.embeddings needs data.tokenizer=words: the vectors are of words, not of pieces")
+        vectors = read_vectors(path, wanted=set(vocab.tokens), extra=extra)
+        known = set(vocab.tokens)
+        added = list(dict.fromkeys(w for w in (case_fold(w) if lowercase else w for w in vectors.extra)
+                                   if w not in known))
+        vocab = Vocabulary(vocab.tokens + added) if added else vocab
+        self.pretrained[name], coverage = align(vocab.tokens, vectors, seed=self.seed)
+        self.notes.append(f"embeddings: {path} ({vectors.lines} vectors of dimension {vectors.dim}): {coverage}"
+                          + (f"; {len(added)} words of the vectors that train lacks were added" if added else ""))
+        return vocab
+
+    def fit_side(self, name: str, texts: Sequence[str], lowercase: bool, reserved=()) -> tuple[Vocabulary, list[int]]:
+        """The vocabulary of one side and the token count of each training text."""
+        vocab, lengths = self._fit_side(name, texts, lowercase, reserved)
+        if self.vectors is not None and name == self.INPUT_SIDE:
+            vocab = self._align_vectors(name, vocab, lowercase)
+        return vocab, lengths
+
+    def _fit_side(self, name, texts, lowercase, reserved):
+        d = self.data
+        if self.uses_subwords:
+            folded = [case_fold(t) for t in texts] if lowercase else list(texts)
+            self.subwords[name] = Subwords.learn(folded, d.subword_vocab_size, markers=bool(reserved), seed=self.seed)
+            return self.subwords[name].vocabulary(), [len(row) for row in self.subwords[name].encode(folded)]
+        tokens = tokenize_texts(list(texts), lowercase)
+        return (Vocabulary.build(tokens, max_size=d.vocab_size, min_count=d.min_count, reserved=reserved),
+                [len(t) for t in tokens])
 
     def table(self, name: str, vocab: Vocabulary) -> tf.lookup.StaticHashTable:
         """The lookup table of a vocabulary, made once: every encoder (tf.data, serving) uses it."""
@@ -74,9 +133,38 @@ class TextPreprocessor(abc.ABC):
             self._tables[name] = vocab.lookup_table()
         return self._tables[name]
 
+    def side_encoder(self, name: str, vocab: Vocabulary, lowercase: bool, max_length: int | None):
+        """(batch,) strings -> ragged int32 ids of one side, in TensorFlow; made once per setting,
+        so that tf.data and serving share its table or tokenizer."""
+        key = (name, lowercase, max_length)
+        if key not in self._encoders:
+            if name in self.subwords:
+                pieces = self.subwords[name].tf_encoder(max_length)
+
+                def encode(texts):
+                    return pieces(tf_text_case_fold(texts) if lowercase else texts)
+
+                self._encoders[key] = encode
+            else:
+                self._encoders[key] = text_encoder(self.table(name, vocab), lowercase, max_length)
+        return self._encoders[key]
+
+    def side_resources(self, name: str, vocab: Vocabulary):
+        """What a SavedModel must hold to encode a side: its table or its subword tokenizer."""
+        return self.subwords[name].tf_tokenizer() if name in self.subwords else self.table(name, vocab)
+
+    def encode_side(self, name: str, vocab: Vocabulary, texts: Sequence[str], lowercase: bool,
+                    max_length: int | None, length: int | None = None) -> np.ndarray:
+        """The Python twin of `side_encoder`, right-padded to `length` (default the longest)."""
+        if name in self.subwords:
+            folded = [case_fold(t) for t in texts] if lowercase else list(texts)
+            return pad_rows(self.subwords[name].encode(folded, max_length), length)
+        return encode_batch(texts, vocab.tokens, OOV_ID, lowercase, max_length, length)
+
     @abc.abstractmethod
-    def tables(self) -> dict[str, tf.lookup.StaticHashTable]:
-        """Every lookup table, for a serving module to track (and a SavedModel to save)."""
+    def tables(self) -> dict:
+        """Every lookup table and subword tokenizer, for a serving module to track (and a
+        SavedModel to save)."""
 
     def input_vocab(self) -> tuple[str, Vocabulary]:
         """The name and vocabulary of the text the model reads (a classifier's text, a
@@ -85,7 +173,8 @@ class TextPreprocessor(abc.ABC):
 
     def tf_encoder(self):
         """(batch,) strings -> ragged ids of the input text, in TensorFlow (tf.data, serving)."""
-        return text_encoder(self.table(*self.input_vocab()), self.data.lowercase, self.max_length)
+        name, vocab = self.input_vocab()
+        return self.side_encoder(name, vocab, self.data.lowercase, self.max_length)
 
     def tf_encode(self, texts) -> tf.Tensor:
         """(batch,) strings -> (batch, time) ids, right-padded."""
@@ -93,8 +182,8 @@ class TextPreprocessor(abc.ABC):
 
     def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
         """The same ids as `tf_encode`, without TensorFlow (right-padded to `length`)."""
-        return encode_batch(texts, self.input_vocab()[1].tokens, OOV_ID, self.data.lowercase, self.max_length,
-                            length)
+        name, vocab = self.input_vocab()
+        return self.encode_side(name, vocab, texts, self.data.lowercase, self.max_length, length)
 
     def bucket_boundaries(self, lengths: Sequence[int], max_length: int) -> list[int] | None:
         if not self.data.bucketing:
@@ -105,8 +194,41 @@ class TextPreprocessor(abc.ABC):
         return min(self.shuffle_buffer, n) if training else 0
 
     def tokenizer_assets(self) -> dict:
-        return {"lowercase": self.data.lowercase, "rules": "pipelines/text_rules.py", "delimiters": DELIMITERS,
-                "kept_delimiters": KEPT_DELIMITERS}
+        """How runtimes without TensorFlow tokenize: the rules of `pipelines/text_rules.py`, or
+        each side's subword model (the `sentencepiece` package reads it)."""
+        if self.subwords:
+            return {"lowercase": self.data.lowercase, "kind": "subwords",
+                    "subwords": {name: model.to_text() for name, model in self.subwords.items()}}
+        return {"lowercase": self.data.lowercase, "kind": "words", "rules": "pipelines/text_rules.py",
+                "delimiters": DELIMITERS, "kept_delimiters": KEPT_DELIMITERS}
+
+    def save_subwords(self, directory: pathlib.Path) -> None:
+        for name, model in self.subwords.items():
+            tmp = directory / f".{name}.subwords.model.tmp"
+            tmp.write_bytes(model.proto)
+            tmp.replace(directory / f"{name}.subwords.model")
+
+    def load_subwords(self, directory: pathlib.Path) -> None:
+        for path in sorted(directory.glob("*.subwords.model")):
+            self.subwords[path.name.split(".")[0]] = Subwords(path.read_bytes())
+
+
+def tf_text_case_fold(texts):
+    import tensorflow_text as tf_text
+
+    return tf_text.case_fold_utf8(texts)
+
+
+def encode_from_assets(assets: dict, side: str, vocabulary: Sequence[str], texts: Sequence[str],
+                       max_length: int | None, length: int | None, lowercase: bool | None = None) -> np.ndarray:
+    """Ids of one side from an export's `assets.json` (no TensorFlow): by the word rules, or by the
+    side's subword model."""
+    tokenizer = assets["tokenizer"]
+    lowercase = tokenizer["lowercase"] if lowercase is None else lowercase
+    if tokenizer.get("kind") == "subwords":
+        folded = [case_fold(t) for t in texts] if lowercase else list(texts)
+        return pad_rows(Subwords.from_text(tokenizer["subwords"][side]).encode(folded, max_length), length)
+    return encode_batch(texts, vocabulary, assets["oov_id"], lowercase, max_length, length)
 
 
 class TextClassificationPreprocessor(TextPreprocessor):
@@ -132,13 +254,11 @@ class TextClassificationPreprocessor(TextPreprocessor):
     def fit(self, examples) -> dict:
         """Fits on the training examples (`.text`, `.label`); returns the config values it resolves."""
         d = self.data
-        tokens = tokenize_texts([e.text for e in examples], d.lowercase)
-        self.vocab = Vocabulary.build(tokens, max_size=d.vocab_size, min_count=d.min_count)
+        self.vocab, lengths = self.fit_side("vocab", [e.text for e in examples], d.lowercase)
         self.labels = sorted({e.label for e in examples})
         if len(self.labels) < 2:
             raise DataError(f"train has a single label {self.labels!r}: a classifier needs at least two")
-        lengths = [len(t) for t in tokens]
-        self.notes = [f"train: {len(examples)} examples, {len(self.vocab)} tokens in the vocabulary, "
+        self.notes[:0] = [f"train: {len(examples)} examples, {len(self.vocab)} tokens in the vocabulary, "
                       f"labels {self.labels}"]
         self.max_length = max_length_from(d.max_length, length_stats(lengths, d.length_percentile), "", self.notes)
         self.notes.append(f"max_length = {self.max_length}" + (
@@ -163,9 +283,10 @@ class TextClassificationPreprocessor(TextPreprocessor):
         return "vocab", self.vocab
 
     def tables(self):
-        return {"vocab": self.table("vocab", self.vocab)}
+        return {"vocab": self.side_resources("vocab", self.vocab)}
 
     def save(self, directory: pathlib.Path) -> None:
+        self.save_subwords(directory)
         self.vocab.save(directory / "vocab.txt")
         (directory / ".labels.txt.tmp").write_text("\n".join(self.labels) + "\n", encoding="utf-8")
         (directory / ".labels.txt.tmp").replace(directory / "labels.txt")
@@ -174,6 +295,7 @@ class TextClassificationPreprocessor(TextPreprocessor):
     @classmethod
     def load(cls, directory: pathlib.Path, data, **options) -> "TextClassificationPreprocessor":
         p = cls(data, **options)
+        p.load_subwords(directory)
         p.vocab = Vocabulary.load(directory / "vocab.txt")
         p.labels = (directory / "labels.txt").read_text(encoding="utf-8").splitlines()
         settings = read_json(directory / SETTINGS)
@@ -188,8 +310,7 @@ class TextClassificationPreprocessor(TextPreprocessor):
     @staticmethod
     def encode_assets(assets: dict, texts: Sequence[str], length: int | None = None) -> np.ndarray:
         """Token ids from an export's `assets.json` settings (no TensorFlow, no Vocabulary)."""
-        return encode_batch(texts, assets["vocabulary"], assets["oov_id"], assets["tokenizer"]["lowercase"],
-                            assets["max_length"], length)
+        return encode_from_assets(assets, "vocab", assets["vocabulary"], texts, assets["max_length"], length)
 
 
 class Seq2SeqPreprocessor(TextPreprocessor):
@@ -197,8 +318,11 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     targets), cut to `target_max_length` with [EOS]; generated ids -> detokenized text.
 
     Source and target have vocabularies of their own; the target's reserves [BOS] and [EOS]
-    after padding and OOV (`bos_id`, `eos_id`).
+    after padding and OOV (`bos_id`, `eos_id`). Targets keep their case and spelling, since they
+    are what the model writes: `data.lowercase` folds the source side only.
     """
+
+    INPUT_SIDE = "source"
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000, target_max_length: int | None = None):
         super().__init__(data, seed, shuffle_buffer)
@@ -218,14 +342,11 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     def fit(self, pairs) -> dict:
         """Fits on training pairs (`.source`, `.target`); returns the config values it resolves."""
         d = self.data
-        source_tokens = tokenize_texts([p.source for p in pairs], d.lowercase)
-        target_tokens = tokenize_texts([p.target for p in pairs], d.lowercase)
-        self.source_vocab = Vocabulary.build(source_tokens, max_size=d.vocab_size, min_count=d.min_count)
-        self.target_vocab = Vocabulary.build(target_tokens, max_size=d.vocab_size, min_count=d.min_count,
-                                             reserved=(BOS, EOS))
-        source_lengths = [len(t) for t in source_tokens]
-        target_lengths = [len(t) + 1 for t in target_tokens]  # + [EOS]
-        self.notes = [f"train: {len(pairs)} pairs; vocabularies: source {len(self.source_vocab)}, "
+        self.source_vocab, source_lengths = self.fit_side("source", [p.source for p in pairs], d.lowercase)
+        self.target_vocab, target_lengths = self.fit_side("target", [p.target for p in pairs], False,
+                                                          reserved=(BOS, EOS))
+        target_lengths = [n + 1 for n in target_lengths]  # + [EOS]
+        self.notes[:0] = [f"train: {len(pairs)} pairs; vocabularies: source {len(self.source_vocab)}, "
                       f"target {len(self.target_vocab)}"]
         self.max_length = max_length_from(d.max_length, length_stats(source_lengths, d.length_percentile),
                                       "source ", self.notes)
@@ -240,14 +361,16 @@ class Seq2SeqPreprocessor(TextPreprocessor):
                 "source_vocab_size": len(self.source_vocab), "target_vocab_size": len(self.target_vocab)}
 
     def tables(self):
-        return {"source": self.table("source", self.source_vocab), "target": self.table("target", self.target_vocab)}
+        return {"source": self.side_resources("source", self.source_vocab),
+                "target": self.side_resources("target", self.target_vocab)}
+
 
     def input_vocab(self):
         return "source", self.source_vocab
 
     def tf_target_encoder(self):
         """Target texts -> ragged ids, cut to leave room for [EOS]."""
-        return text_encoder(self.table("target", self.target_vocab), self.data.lowercase, self.target_max_length - 1)
+        return self.side_encoder("target", self.target_vocab, False, self.target_max_length - 1)
 
     def dataset(self, pairs, training: bool) -> tf.data.Dataset:
         """((source_ids, target_in), target_out) batches, bucketed by source length."""
@@ -272,15 +395,15 @@ class Seq2SeqPreprocessor(TextPreprocessor):
         """A TensorFlow function: (batch, steps) target ids -> (batch,) detokenized text, without
         padding, [UNK], [BOS] and [EOS] (every id up to `eos_id`). `target_tokens` is the
         vocabulary as a string tensor, held by the serving module that calls this."""
-        eos = self.eos_id
+        eos, join = self.eos_id, tf_detokenize_pieces if "target" in self.subwords else tf_detokenize
 
         def ids_to_text(ids):
-            words = tf.ragged.boolean_mask(tf.gather(target_tokens, ids), ids > eos)
-            return tf_detokenize(words)
+            return join(tf.ragged.boolean_mask(tf.gather(target_tokens, ids), ids > eos))
 
         return ids_to_text
 
     def save(self, directory: pathlib.Path) -> None:
+        self.save_subwords(directory)
         self.source_vocab.save(directory / "source_vocab.txt")
         self.target_vocab.save(directory / "target_vocab.txt")
         write_json(directory / SETTINGS, {"max_length": self.max_length, "boundaries": self.boundaries,
@@ -289,6 +412,7 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     @classmethod
     def load(cls, directory: pathlib.Path, data, **options) -> "Seq2SeqPreprocessor":
         p = cls(data, **options)
+        p.load_subwords(directory)
         p.source_vocab = Vocabulary.load(directory / "source_vocab.txt")
         p.target_vocab = Vocabulary.load(directory / "target_vocab.txt")
         settings = read_json(directory / SETTINGS)
@@ -300,15 +424,15 @@ class Seq2SeqPreprocessor(TextPreprocessor):
         return {"source_vocabulary": self.source_vocab.tokens, "target_vocabulary": self.target_vocab.tokens,
                 "tokenizer": self.tokenizer_assets(), "pad_id": PAD_ID, "oov_id": OOV_ID, "bos_id": self.bos_id,
                 "eos_id": self.eos_id, "max_length": self.max_length, "target_max_length": self.target_max_length,
-                "detokenizer": "pipelines.text_rules.detokenize"}
+                "detokenizer": "pipelines.subwords.detokenize" if self.subwords else "pipelines.text_rules.detokenize"}
 
     @staticmethod
     def encode_assets(assets: dict, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        return encode_batch(texts, assets["source_vocabulary"], assets["oov_id"], assets["tokenizer"]["lowercase"],
-                            assets["max_length"], length)
+        return encode_from_assets(assets, "source", assets["source_vocabulary"], texts, assets["max_length"], length)
 
     @staticmethod
     def decode_assets(assets: dict, rows) -> list[str]:
         """Target ids -> detokenized text without TensorFlow (ids up to [EOS] are special)."""
         vocabulary, eos_id = assets["target_vocabulary"], assets["eos_id"]
-        return [detokenize([vocabulary[i] for i in row if i > eos_id]) for row in rows]
+        join = detokenize_pieces if assets["tokenizer"].get("kind") == "subwords" else detokenize
+        return [join([vocabulary[i] for i in row if i > eos_id]) for row in rows]

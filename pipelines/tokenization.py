@@ -51,3 +51,15 @@ def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
     for pattern, replacement in DETOKENIZE_RULES:
         text = tf.strings.regex_replace(text, pattern, replacement)
     return text
+
+
+def detokenize_pieces(pieces: tf.RaggedTensor) -> tf.Tensor:
+    """(batch, None) subword pieces -> (batch,) text: the TensorFlow twin of
+    `pipelines.subwords.detokenize` (core `tf.strings` ops only).
+
+    Example:
+    >>> detokenize_pieces(tf.ragged.constant([["\u2581Der", "\u2581Hund", "."]])).numpy().tolist()
+    [b'Der Hund.']
+    """
+    text = tf.strings.regex_replace(tf.strings.reduce_join(pieces, axis=-1), "\u2581", " ")
+    return tf.strings.regex_replace(text, "^ +| +$", "")

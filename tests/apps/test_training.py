@@ -1,0 +1,128 @@
+"""`fit_run`'s plateau handling, on a dev metric scripted epoch by epoch: the learning rate is cut
+and training stops when the script says so, the model keeps the best epoch's weights, and a run
+interrupted and resumed decides as an uninterrupted one."""
+
+import csv
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.callbacks import plateau
+from apps.config import ConfigError, TrainConfig
+from apps.rundir import RunDir
+from apps.training import check_schedule, fit_run
+
+SCRIPT = [0.50, 0.70, 0.65, 0.72, 0.60, 0.61, 0.62, 0.90]  # val_scripted per epoch; best 0.72 at epoch 4
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class Scripted(keras.metrics.Metric):
+    """A metric whose value the `Script` callback sets before each evaluation."""
+
+    def __init__(self, name="scripted", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        pass
+
+    def result(self):
+        return self.value
+
+    def reset_state(self):
+        pass  # the script's value stays through the evaluation
+
+
+class Script(keras.callbacks.Callback):
+    """Sets the dev metric of each epoch from SCRIPT and records the weights after it."""
+
+    def __init__(self, metric, stop_after=None):
+        super().__init__()
+        self.metric, self.stop_after, self.weights = metric, stop_after, {}
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        self.metric.value.assign(SCRIPT[self.epoch])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch] = [w.copy() for w in self.model.get_weights()]
+        if self.stop_after is not None and epoch == self.stop_after:
+            raise KeyboardInterrupt  # an interrupted run
+
+
+def _model(metric):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse", metrics=[metric])
+    return model
+
+
+def _data():
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(8)
+
+
+def _history(run):
+    with open(run.history, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+TRAIN = TrainConfig(epochs=len(SCRIPT), early_stopping_patience=3, lr_patience=2, lr_factor=0.5)
+
+
+def _fit(tmp_path, stop_after=None):
+    metric = Scripted()
+    model, run = _model(metric), RunDir(tmp_path / "run")
+    run.start(TRAIN)
+    script = Script(metric, stop_after)
+    try:
+        fit_run(model, run, _data(), _data(), TRAIN, monitor="val_scripted", mode="max", callbacks=[script])
+    except KeyboardInterrupt:
+        return None
+    return model, run, script
+
+
+def test_early_stop_keeps_the_best_epochs_weights_and_cuts_the_learning_rate(tmp_path):
+    model, run, script = _fit(tmp_path)
+    rows = _history(run)
+    # best at epoch 4 (index 3), then 3 epochs without improvement: stops after epoch 7, never sees 0.90
+    assert [float(r["val_scripted"]) for r in rows] == pytest.approx(SCRIPT[:7])
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05])
+    for restored, best in zip(model.get_weights(), script.weights[3]):
+        np.testing.assert_array_equal(restored, best)
+    assert not np.allclose(script.weights[3][0], script.weights[6][0])  # the last epoch's weights differ
+
+
+def test_a_resumed_run_stops_and_cuts_as_an_uninterrupted_one(tmp_path):
+    assert _fit(tmp_path, stop_after=4) is None  # interrupted after epoch 5, one epoch into the plateau
+    model, run, script = _fit(tmp_path)
+    rows = _history(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(7))
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05])
+    assert sorted(script.weights) == [5, 6]
+    # a third call finds the run stopped: it trains nothing more
+    metric = Scripted()
+    again = _model(metric)
+    fit_run(again, run, _data(), _data(), TRAIN, monitor="val_scripted", mode="max", callbacks=[Script(metric)])
+    assert len(_history(run)) == 7
+    for restored, best in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(restored, best)
+
+
+def test_plateau_counts_epochs_since_the_best():
+    state = plateau([3.0, 2.0, 2.5, 2.0, 2.1], "min")
+    assert (state.best, state.best_epoch, state.wait) == (2.0, 1, 3)
+    assert plateau([], "max").best_epoch == -1
+
+
+@pytest.mark.parametrize("key, value", [("epochs", 0), ("early_stopping_patience", -1), ("lr_patience", -2),
+                                        ("lr_factor", 0.0), ("lr_factor", 1.5)])
+def test_bad_schedule_settings_are_refused_by_name(key, value):
+    with pytest.raises(ConfigError, match=f"train.{key}"):
+        check_schedule(dataclasses.replace(TrainConfig(), **{key: value}))
