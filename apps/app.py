@@ -3,7 +3,8 @@
     config -> splits -> preprocessor fitted on train -> datasets -> model built and compiled under
     the strategy -> resumable fit into the run directory (best model, history, plots) -> test
     metrics -> `model.keras` last; evaluate, predict, export (formats, parity, assets.json),
-    predict through an export's runtime, demo.
+    predict through an export's runtime, demo. `fit` cuts the learning rate and stops early on
+    plateaus of the dev metric (`train.*_patience`).
 
 An app is a subclass that fills in what is its own, in this order (see `apps/sentiment.py`):
 
@@ -14,7 +15,8 @@ An app is a subclass that fills in what is its own, in this order (see `apps/sen
 - `preprocessor_class` (from `pipelines`; `preprocessor_options(config)` for more arguments) and
   `resolve(config, fitted)`;
 - `build_model(config)` (from `layers`) and `loss_and_metrics(config)`; `score(...)` when the
-  test metric is not `model.evaluate`'s;
+  test metric is not `model.evaluate`'s; `embedding_layers` (preprocessor side -> layer name)
+  when the config's `model` section has `PretrainedEmbeddings` keys;
 - `serving(loaded)`: a `tf.Module` from raw input to readable output, and `predict_rows`;
 - `export_targets(loaded, serving)`, `check_export(...)` and `predict_exported(...)`: what the
   export writes and how a runtime without Keras runs it;
@@ -356,7 +358,9 @@ class App(abc.ABC):
             for fmt in formats:
                 report.update(self.check_export(fmt, loaded, serving, staged))
             requires = ("savedmodel: `import tensorflow_text` before loading (its tokenizer ops); numeric "
-                        "signature, ONNX and TFLite: nothing beyond their runtime")
+                        "signature, ONNX and TFLite: nothing beyond their runtime"
+                        + ("; tokenizer.kind subwords: the `sentencepiece` package encodes the inputs "
+                           "(pipelines/subwords.py)" if getattr(loaded.preprocessor, "subwords", None) else ""))
             write_assets(staged, self.name, run_info, loaded.preprocessor.assets(), targets.files, requires=requires,
                          **targets.extra)
             write_report(staged / "parity.json", report)

@@ -98,6 +98,7 @@ class DevPlateau(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.state = plateau(monitor_history(self.history_path, self.monitor), self.mode)
+        self.pending = None  # said after the epoch's progress line: at the next epoch or the end
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -107,18 +108,27 @@ class DevPlateau(keras.callbacks.Callback):
         if value is None:
             return
         self.state = self.state.after(epoch, float(value), self.mode)
-        if self.state.wait and self.lr_patience and self.state.wait % self.lr_patience == 0:
+        wait = self.state.wait
+        if self.patience and wait >= self.patience:
+            self.model.stop_training, self.stopped_at = True, epoch
+            self.pending = (f"early stop: {self.monitor} has not improved for {wait} epochs; the model keeps "
+                            f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})")
+        elif wait and self.lr_patience and wait % self.lr_patience == 0:
             lowered = max(logs["learning_rate"] * self.lr_factor, self.min_learning_rate)
             if lowered < logs["learning_rate"]:
                 learning_rate.assign(lowered)
-                print(f"after epoch {epoch + 1}: {self.monitor} has not improved for {self.state.wait} epochs; "
-                      f"learning rate {lowered:.3g}",
-                      file=sys.stderr, flush=True)
-        if self.patience and self.state.wait >= self.patience:
-            self.model.stop_training, self.stopped_at = True, epoch
-            print(f"after epoch {epoch + 1}: early stop, {self.monitor} has not improved for {self.state.wait} epochs; the model keeps "
-                  f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})",
-                  file=sys.stderr, flush=True)
+                self.pending = f"{self.monitor} has not improved for {wait} epochs: learning rate {lowered:.3g}"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._say()
+
+    def on_train_end(self, logs=None):
+        self._say()
+
+    def _say(self):
+        if self.pending:
+            print(self.pending, file=sys.stderr, flush=True)
+            self.pending = None
 
 
 class CheckpointError(ConfigError):

@@ -162,7 +162,8 @@ def cmd_train(args, app) -> None:
 
 def cmd_demo(args, app) -> None:
     out = args.out or os.path.join("runs", f"demo-{app.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    metrics = app.train(app.demo_config(), out)
+    config = app.demo_config()
+    metrics = app.train(config, out)
     print(f"\ntest {_format_metrics(metrics)}")
     print("predictions:")
     for row in app.predict(out, list(app.demo_inputs)):
@@ -170,8 +171,8 @@ def cmd_demo(args, app) -> None:
     print(f"trained: {app.describe(out)}")
     print(f"run directory: {out}\nnext:\n  rnnapps predict {out} {json.dumps(app.demo_inputs[0])}\n"
           f"  rnnapps evaluate {out} --split dev\n  rnnapps export {out} --format all --out exports/{app.name}\n"
-          f"  rnnapps train {app.name} --config {os.path.join(out, 'config.yaml')} --set train.epochs=8 "
-          f"--out runs/{app.name}-longer")
+          f"  rnnapps train {app.name} --config {os.path.join(out, 'config.yaml')} --set train.epochs="
+          f"{2 * config.train.epochs} --out runs/{app.name}-longer")
 
 
 def _format_metrics(metrics: dict) -> str:

@@ -41,7 +41,9 @@ class ModelConfig(PretrainedEmbeddings):
     units: int = 64
     num_layers: int = 1
     bidirectional: bool = True
-    pooling: str = choice("last", ("last", "max", "mean"))  # over time, mask-aware
+    # Over time, mask-aware. max: SST-2 dev 0.8314 (with the dropout below) against 0.8314 for
+    # last; on its 6,920 sentences alone, 0.8096 against 0.7810 (benchmarks/sentiment_real.py).
+    pooling: str = choice("max", ("last", "max", "mean"))
     dropout: float = 0.2  # before the classifier
     num_classes: int = 0  # resolved: the number of labels in train
     vocab_size: int = 0  # resolved: tokens in the vocabulary (data.vocab_size caps it)
@@ -54,8 +56,14 @@ class SentimentConfig:
     seed: int = 42
     data: TextDataConfig = TextDataConfig()
     model: ModelConfig = ModelConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
-    train: TrainConfig = TrainConfig(epochs=4)
+    # Without dropout the model overfits real reviews from the second epoch (SST-2, 6,920 training
+    # sentences: train accuracy 0.99, dev 0.78); with 0.3 on the embedding, the inputs and the
+    # outputs of the recurrent layer and max pooling, dev 0.81. Larger models (128 units) did not
+    # help (0.819 on SST-2 phrases).
+    regularization: RegularizationConfig = RegularizationConfig(embedding_dropout=0.3, input_dropout=0.3,
+                                                                output_dropout=0.3)
+    # An upper bound: training stops 3 epochs after the best dev accuracy (epoch 2 or 3 on SST-2).
+    train: TrainConfig = TrainConfig(epochs=10)
 
     @classmethod
     def smoke(cls) -> "SentimentConfig":

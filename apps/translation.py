@@ -45,6 +45,17 @@ from pipelines.vocabulary import PAD_ID
 BEAM_FILE = "model_beam.onnx"
 
 
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """BLEU and chrF as sacreBLEU's defaults compute them (cased, 13a tokenization of detokenized
+    text), and BLEU lowercased (`bleu_lowercase`, as older papers report it)."""
+    import sacrebleu
+
+    refs = [list(references)]
+    return {"bleu": round(float(sacrebleu.corpus_bleu(hypotheses, refs).score), 6),
+            "chrf": round(float(sacrebleu.corpus_chrf(hypotheses, refs).score), 6),
+            "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score), 6)}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(PretrainedEmbeddings):
     embedding_dim: int = 64
@@ -72,11 +83,18 @@ class DecodeConfig:
 class TranslationConfig:
     app: str = choice("translation", ("translation",))
     seed: int = 42
-    data: TextDataConfig = TextDataConfig(vocab_size=8000, batch_size=64, length_percentile=100.0)  # never cut sentences
+    # Subwords: Tatoeba en-fr dev BLEU 29.7 against 20.5 for words (chrF 49.2 both: the gain is
+    # exact detokenization, "Es-tu" and "l'heure" instead of "Es - tu" and "l ' heure", and no
+    # [UNK]). length_percentile 100: never cut sentences. Batches of 128 train faster on CPU.
+    data: TextDataConfig = TextDataConfig(vocab_size=8000, batch_size=128, length_percentile=100.0,
+                                          tokenizer="subwords")
     model: ModelConfig = ModelConfig()
     regularization: RegularizationConfig = RegularizationConfig()  # of the source embedding and the encoder
     decode: DecodeConfig = DecodeConfig()
-    train: TrainConfig = TrainConfig(epochs=12, learning_rate=5e-3)
+    # About 4 minutes an epoch on 2 cores for 73k pairs; dev loss was still falling at epoch 5 (a
+    # budget, not convergence: raise train.epochs for a better model; early stopping and the
+    # learning-rate cuts act on val_loss).
+    train: TrainConfig = TrainConfig(epochs=5, learning_rate=5e-3)
 
     @classmethod
     def smoke(cls) -> "TranslationConfig":
@@ -137,6 +155,12 @@ class Translation(App):
     monitor = ("val_loss", "min")
     history_metrics = ("loss",)
     synthetic_size, synthetic_held_out = 6000, 10
+
+    def demo_config(self):
+        """The built-in language pair is a word-for-word code with no casing or punctuation to
+        restore: the demo trains on words, in smaller batches and longer than the real-data
+        defaults (about 70 s on 2 cores)."""
+        return replace(self.config_class(), **{"data.tokenizer": "words", "data.batch_size": 64, "train.epochs": 12})
     demo_inputs = ("the big dog chases the cats", "the cats near the old horse see the bird",
                    "the happy frogs follow the lazy fox")
 
@@ -198,17 +222,11 @@ class Translation(App):
         return MaskedCrossEntropy(config.model.label_smoothing), []
 
     def score(self, loaded, examples, beam: int = 0):
-        """BLEU and chrF (sacreBLEU's defaults: cased, on the detokenized translations), and BLEU
-        lowercased (`bleu_lowercase`, as older papers report it)."""
-        import sacrebleu
-
+        """`translation_scores` of the detokenized translations of `examples`."""
         translator = Translator(loaded.model, loaded.preprocessor, loaded.config)
         hypotheses = self._translate(translator, [p.source for p in examples], beam)
-        references = [[p.target for p in examples]]
-        return {"bleu": round(float(sacrebleu.corpus_bleu(hypotheses, references).score), 6),
-                "chrf": round(float(sacrebleu.corpus_chrf(hypotheses, references).score), 6),
-                "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, references, lowercase=True).score), 6),
-                "examples": len(examples), "decoder": f"beam {beam}" if beam else "greedy"}
+        return {**translation_scores(hypotheses, [p.target for p in examples]), "examples": len(examples),
+                "decoder": f"beam {beam}" if beam else "greedy"}
 
     def search_space(self):
         return {**super().search_space(), "model.encoder_cell": cells.names(), "model.decoder_cell": cells.step_names(),

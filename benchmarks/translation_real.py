@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import time
 
-from apps.translation import Translation
+from apps.translation import Translation, translation_scores
 from benchmarks.real_data import config_and_splits, parse_args, print_table, train_ours
 from pipelines.text_rules import detokenize, tokenize_text
 
@@ -62,12 +62,7 @@ def main(argv=None) -> None:
 
 
 def _scores(hypotheses, scored) -> dict:
-    import sacrebleu
-
-    references = [[p.target for p in scored]]
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, references).score,
-            "bleu_lowercase": sacrebleu.corpus_bleu(hypotheses, references, lowercase=True).score,
-            "chrf": sacrebleu.corpus_chrf(hypotheses, references).score}
+    return translation_scores(hypotheses, [p.target for p in scored])
 
 
 def _baselines(train, scored) -> dict:

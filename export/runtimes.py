@@ -33,8 +33,11 @@ class SavedModelRunner:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
+        from export.stderr import quiet, silenced_stderr
+
         self.tf = tf
-        self.function = tf.saved_model.load(str(path)).signatures[signature]
+        with silenced_stderr(quiet()):  # a subword tokenizer's C++ log line as its model loads
+            self.function = tf.saved_model.load(str(path)).signatures[signature]
 
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
         outputs = self.function(**{k: self.tf.constant(v) for k, v in inputs.items()})

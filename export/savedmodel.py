@@ -11,6 +11,7 @@ import tensorflow as tf
 from export import ExportError
 from export.graph_checks import check_no_cudnn
 from export.parity import check, directory_size, max_differences
+from export.stderr import quiet, silenced_stderr
 
 
 def export_savedmodel(
@@ -49,7 +50,8 @@ def export_savedmodel(
         check_no_cudnn(function)
     try:
         tf.saved_model.save(module, str(staged), signatures=signatures)
-        reloaded = tf.saved_model.load(str(staged))
+        with silenced_stderr(quiet()):  # a subword tokenizer's C++ log line as its model loads
+            reloaded = tf.saved_model.load(str(staged))
         outputs = reloaded.signatures["serving_default"](**sample_inputs)
         differences = max_differences(reference, {k: v.numpy() for k, v in outputs.items()})
         check("savedmodel", differences, atol)

@@ -72,7 +72,10 @@ class Subwords:
             import tensorflow as tf
             import tensorflow_text as tf_text
 
-            self._tf_tokenizer = tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
+            from export.stderr import quiet, silenced_stderr
+
+            with silenced_stderr(quiet()):  # the op's C++ "normalizer.cc ... LOG(INFO)" line
+                self._tf_tokenizer = tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
         return self._tf_tokenizer
 
     def tf_encoder(self, max_length: int | None = None):

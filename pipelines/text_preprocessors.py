@@ -71,6 +71,8 @@ class TextPreprocessor(abc.ABC):
     Python, saved and described for `assets.json`. A side has a name: `vocab` (a classifier's
     text), `source` and `target` (a translator's)."""
 
+    INPUT_SIDE = "vocab"  # the side that the model reads, and pretrained vectors are for
+
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
         self.data, self.seed, self.shuffle_buffer = data, seed, shuffle_buffer
         self.boundaries: list[int] | None = None
@@ -87,8 +89,6 @@ class TextPreprocessor(abc.ABC):
         if kind not in ("words", "subwords"):
             raise DataError(f"data.tokenizer must be 'words' or 'subwords', received {kind!r}")
         return kind == "subwords"
-
-    INPUT_SIDE = "vocab"  # the side that the model reads, and pretrained vectors are for
 
     def use_vectors(self, path: str, extra_words: int = 0) -> None:
         """At `fit`, align the input side's vocabulary to the word vectors of `path`
@@ -157,8 +157,7 @@ class TextPreprocessor(abc.ABC):
                     max_length: int | None, length: int | None = None) -> np.ndarray:
         """The Python twin of `side_encoder`, right-padded to `length` (default the longest)."""
         if name in self.subwords:
-            folded = [case_fold(t) for t in texts] if lowercase else list(texts)
-            return pad_rows(self.subwords[name].encode(folded, max_length), length)
+            return subword_rows(self.subwords[name], texts, lowercase, max_length, length)
         return encode_batch(texts, vocab.tokens, OOV_ID, lowercase, max_length, length)
 
     @abc.abstractmethod
@@ -219,6 +218,12 @@ def tf_text_case_fold(texts):
     return tf_text.case_fold_utf8(texts)
 
 
+def subword_rows(model: Subwords, texts: Sequence[str], lowercase: bool, max_length: int | None,
+                 length: int | None) -> np.ndarray:
+    """Piece ids of `texts` (case folded first when `lowercase`), right-padded to `length`."""
+    return pad_rows(model.encode([case_fold(t) for t in texts] if lowercase else list(texts), max_length), length)
+
+
 def encode_from_assets(assets: dict, side: str, vocabulary: Sequence[str], texts: Sequence[str],
                        max_length: int | None, length: int | None, lowercase: bool | None = None) -> np.ndarray:
     """Ids of one side from an export's `assets.json` (no TensorFlow): by the word rules, or by the
@@ -226,8 +231,7 @@ def encode_from_assets(assets: dict, side: str, vocabulary: Sequence[str], texts
     tokenizer = assets["tokenizer"]
     lowercase = tokenizer["lowercase"] if lowercase is None else lowercase
     if tokenizer.get("kind") == "subwords":
-        folded = [case_fold(t) for t in texts] if lowercase else list(texts)
-        return pad_rows(Subwords.from_text(tokenizer["subwords"][side]).encode(folded, max_length), length)
+        return subword_rows(Subwords.from_text(tokenizer["subwords"][side]), texts, lowercase, max_length, length)
     return encode_batch(texts, vocabulary, assets["oov_id"], lowercase, max_length, length)
 
 

@@ -30,7 +30,8 @@ def test_attention_beats_the_summary_baseline_and_aligns(tmp_path):
     results = {}
     for attention in ("bahdanau", "none"):
         config = replace(TranslationConfig(), **{"data.source": "synthetic?size=2500", "train.epochs": 7,
-                                                 "model.attention": attention})
+                                                 "model.attention": attention, "data.tokenizer": "words",
+                                                 "data.batch_size": 64})  # alignments are per word
         results[attention] = APP.train(config, tmp_path / attention)
     print(f"\nBLEU with attention {results['bahdanau']['bleu']:.1f}, without {results['none']['bleu']:.1f}")
     assert results["bahdanau"]["bleu"] >= 80

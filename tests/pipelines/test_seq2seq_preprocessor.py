@@ -39,3 +39,11 @@ def test_cased_targets_round_trip_through_the_pipeline_and_a_savedmodel(tmp_path
     loaded = tf.saved_model.load(str(tmp_path / "detokenizer"))
     assert [t.decode("utf-8") for t in loaded(tf.constant(ids)).numpy()] == GERMAN
     assert np.all(target_in.numpy()[:, 0] == preprocessor.bos_id)
+
+
+def test_bleu_is_scored_on_the_real_casing():
+    from apps.translation import translation_scores
+
+    scores = translation_scores([t.lower() for t in GERMAN], GERMAN)
+    assert scores["bleu_lowercase"] == 100.0 and scores["bleu"] < 60.0
+    assert translation_scores(GERMAN, GERMAN)["bleu"] == 100.0
