@@ -22,6 +22,7 @@ import base64
 import io
 from collections.abc import Iterable, Sequence
 
+from pipelines.errors import DataError
 from pipelines.vocabulary import OOV_ID, OOV_TOKEN, PAD_ID, PAD_TOKEN, Vocabulary
 
 SPACE = "\u2581"  # "▁", SentencePiece's mark of a preceding space
@@ -45,7 +46,7 @@ class Subwords:
         import sentencepiece
 
         if vocab_size < 8:
-            raise ValueError(f"data.subword_vocab_size must be at least 8, received {vocab_size}")
+            raise DataError(f"data.subword_vocab_size must be at least 8, received {vocab_size}")
         model = io.BytesIO()
         sentencepiece.set_random_generator_seed(seed)
         sentencepiece.SentencePieceTrainer.train(

@@ -37,7 +37,7 @@ class WordVectors:
 def _open(path: str):
     with open(path, "rb") as f:
         compressed = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8") if compressed else open(path, encoding="utf-8")
+    return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
 def read_vectors(path: str | os.PathLike, wanted: set[str], extra: int = 0) -> WordVectors:
@@ -53,8 +53,13 @@ def read_vectors(path: str | os.PathLike, wanted: set[str], extra: int = 0) -> W
     dim, count = None, 0
     try:
         with _open(path) as f:
-            for number, line in enumerate(f, start=1):
-                fields = line.rstrip("\n").rstrip(" ").split(" ")
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{number}: not UTF-8 text ({e.reason} at byte {e.start} of the line)"
+                                    ) from None
+                fields = line.rstrip("\r\n").rstrip(" ").split(" ")
                 if number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
                     dim = int(fields[1])  # a word2vec / fastText header
                     continue
@@ -81,8 +86,6 @@ def read_vectors(path: str | os.PathLike, wanted: set[str], extra: int = 0) -> W
                     folded.setdefault(case_fold(word), vector)  # the first (most frequent) form wins
                     if new:
                         extra_words.append(word)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start} of a chunk)") from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read the vectors: {e}") from None
     if dim is None or count == 0:

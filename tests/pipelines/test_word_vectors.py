@@ -67,6 +67,13 @@ def test_bad_lines_are_named_by_file_and_line(tmp_path, lines, message):
         read_vectors(path, wanted={"the", "good"})
 
 
+def test_bytes_that_are_not_utf8_are_named_by_line(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"the 0.1 0.2 0.3\ngood 1.0 0.0 -1.0\nw\xe9t 0.5 0.5 0.5\n")
+    with pytest.raises(DataError, match=r"v.txt:3: not UTF-8"):
+        read_vectors(path, wanted={"the"})
+
+
 def test_a_header_with_another_dimension_is_an_error(tmp_path):
     path = tmp_path / "v.vec"
     path.write_text("2 4\nthe 0.1 0.2 0.3\n", encoding="utf-8")
