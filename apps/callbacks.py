@@ -113,7 +113,8 @@ class DevPlateau(keras.callbacks.Callback):
             self.model.stop_training, self.stopped_at = True, epoch
             self.pending = (f"early stop: {self.monitor} has not improved for {wait} epochs; the model keeps "
                             f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})")
-        elif wait and self.lr_patience and wait % self.lr_patience == 0:
+        elif (wait and self.lr_patience and wait % self.lr_patience == 0
+              and epoch + 1 < self.params.get("epochs", 0)):  # not after the last epoch
             lowered = max(logs["learning_rate"] * self.lr_factor, self.min_learning_rate)
             if lowered < logs["learning_rate"]:
                 learning_rate.assign(lowered)

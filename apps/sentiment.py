@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from apps.app import App, ExportTargets, Loaded, Target
-from apps.config import ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig, choice, replace
+from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
+                         choice, replace)
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner

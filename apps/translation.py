@@ -24,7 +24,8 @@ from apps.app import App, ExportTargets, Loaded, Target
 from apps.plots import plot_attention
 from apps.seq2seq import AttentionDecoding
 from apps.training import Progress
-from apps.config import ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig, choice, replace
+from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
+                         choice, replace)
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
 from export.runtimes import load_runner
