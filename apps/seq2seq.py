@@ -1,6 +1,6 @@
-"""Decoding with an encoder and an `AttentionDecoder`, shared by the sequence-to-sequence apps:
-in-graph greedy and beam search, and the encoder and one decoder step as functions for
-host-side loops and step exports (`export.step_loop`)."""
+"""What the sequence-to-sequence apps share: decoding with an encoder and an `AttentionDecoder`
+(in-graph greedy and beam search, and the encoder and one decoder step as functions for
+host-side loops and step exports, `export.step_loop`), and their text metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ import tensorflow as tf
 
 from layers.decoding import beam_search, greedy_search
 from pipelines.vocabulary import PAD_ID
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """BLEU and chrF as sacreBLEU's defaults compute them (cased, 13a tokenization of detokenized
+    text), and BLEU lowercased (`bleu_lowercase`, as older papers report it)."""
+    import sacrebleu
+
+    refs = [list(references)]
+    return {"bleu": round(float(sacrebleu.corpus_bleu(hypotheses, refs).score), 6),
+            "chrf": round(float(sacrebleu.corpus_chrf(hypotheses, refs).score), 6),
+            "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score), 6)}
 
 
 class AttentionDecoding(tf.Module):

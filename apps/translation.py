@@ -22,7 +22,7 @@ from keras import ops
 
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.plots import plot_attention
-from apps.seq2seq import AttentionDecoding
+from apps.seq2seq import AttentionDecoding, translation_scores
 from apps.training import Progress
 from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
                          choice, replace)
@@ -45,16 +45,6 @@ from pipelines.vocabulary import PAD_ID
 
 BEAM_FILE = "model_beam.onnx"
 
-
-def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-    """BLEU and chrF as sacreBLEU's defaults compute them (cased, 13a tokenization of detokenized
-    text), and BLEU lowercased (`bleu_lowercase`, as older papers report it)."""
-    import sacrebleu
-
-    refs = [list(references)]
-    return {"bleu": round(float(sacrebleu.corpus_bleu(hypotheses, refs).score), 6),
-            "chrf": round(float(sacrebleu.corpus_chrf(hypotheses, refs).score), 6),
-            "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score), 6)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import collections
 import time
 
-from apps.translation import Translation, translation_scores
+from apps.seq2seq import translation_scores
+from apps.translation import Translation
 from benchmarks.real_data import config_and_splits, parse_args, print_table, train_ours
 from pipelines.text_rules import detokenize, tokenize_text
 

@@ -42,7 +42,7 @@ def test_cased_targets_round_trip_through_the_pipeline_and_a_savedmodel(tmp_path
 
 
 def test_bleu_is_scored_on_the_real_casing():
-    from apps.translation import translation_scores
+    from apps.seq2seq import translation_scores
 
     scores = translation_scores([t.lower() for t in GERMAN], GERMAN)
     assert scores["bleu_lowercase"] == 100.0 and scores["bleu"] < 60.0
