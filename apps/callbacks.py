@@ -94,11 +94,15 @@ class DevPlateau(keras.callbacks.Callback):
         self.monitor, self.mode, self.history_path = monitor, mode, history_path
         self.patience, self.lr_patience, self.lr_factor, self.min_learning_rate = (
             patience, lr_patience, lr_factor, min_learning_rate)
-        self.stopped_at = None
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
         self.state = plateau(monitor_history(self.history_path, self.monitor), self.mode)
         self.pending = None  # said after the epoch's progress line: at the next epoch or the end
+
+    def stopped(self) -> bool:
+        """Whether the run has had `patience` epochs in a row without improvement."""
+        return bool(self.patience) and self.state.wait >= self.patience
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -109,8 +113,8 @@ class DevPlateau(keras.callbacks.Callback):
             return
         self.state = self.state.after(epoch, float(value), self.mode)
         wait = self.state.wait
-        if self.patience and wait >= self.patience:
-            self.model.stop_training, self.stopped_at = True, epoch
+        if self.stopped():
+            self.model.stop_training = True
             self.pending = (f"early stop: {self.monitor} has not improved for {wait} epochs; the model keeps "
                             f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})")
         elif (wait and self.lr_patience and wait % self.lr_patience == 0

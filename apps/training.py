@@ -11,7 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.callbacks import DevPlateau, EpochLog, KeepBest, ResumePoint, monitor_history, plateau, resume
+from apps.callbacks import DevPlateau, EpochLog, KeepBest, ResumePoint, resume
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
@@ -106,13 +106,13 @@ def fit_run(
     learning rate and stopping early on plateaus of `monitor`; afterwards the model holds the best
     epoch's weights. Returns the epoch training started from."""
     start, epochs = resume(model, run), train.epochs
-    stopped = plateau(monitor_history(run.history, monitor), mode)
-    if train.early_stopping_patience and stopped.wait >= train.early_stopping_patience:
+    plateaus = DevPlateau(monitor, mode, run.history, train.early_stopping_patience, train.lr_patience,
+                          train.lr_factor, train.min_learning_rate)
+    if plateaus.stopped():
         start = epochs  # the run had stopped early before it was interrupted
     all_callbacks = [
         GradientStatistics(),  # first: the loggers after it see grad_norm
-        DevPlateau(monitor, mode, run.history, train.early_stopping_patience, train.lr_patience, train.lr_factor,
-                   train.min_learning_rate),  # before the loggers: they see learning_rate
+        plateaus,  # before the loggers: they see learning_rate
         KeepBest(run.best, monitor, mode, run.history),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone

@@ -12,7 +12,7 @@ is split into known pieces instead of becoming OOV.
   same ids from the same model bytes; `detokenize` (Python) and `pipelines.tokenization`'s
   `detokenize_pieces` (TensorFlow) the same text.
 
-No case folding here: the caller folds (`text_rules.case_fold`, `tensorflow_text.case_fold_utf8`)
+No case folding here: the caller folds (`text_rules.case_fold`, `tokenization.case_fold`)
 when its side is lowercased.
 """
 

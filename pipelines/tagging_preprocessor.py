@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_text as tf_text
 
 from pipelines.batching import pad_and_bucket
 from pipelines.errors import DataError
@@ -28,6 +27,7 @@ from pipelines.lengths import length_stats
 from pipelines.text_encoding import pad_ids
 from pipelines.text_preprocessors import SETTINGS, TextPreprocessor, max_length_from, read_json, write_json
 from pipelines.text_rules import case_fold, tokenize_text
+from pipelines.tokenization import case_fold as tf_case_fold
 from pipelines.tokenization import tokenize
 from pipelines.vocabulary import OOV_ID, PAD_ID, Vocabulary
 
@@ -155,7 +155,7 @@ class TaggingPreprocessor(TextPreprocessor):
 
     def tf_encode_tokens(self, tokens: tf.RaggedTensor):
         """Ragged tokens -> (word_ids (batch, time), char_ids (batch, time, max_word_length))."""
-        keys = tf.ragged.map_flat_values(tf_text.case_fold_utf8, tokens) if self.data.lowercase else tokens
+        keys = tf.ragged.map_flat_values(tf_case_fold, tokens) if self.data.lowercase else tokens
         word_ids = pad_ids(tf.cast(tf.ragged.map_flat_values(self.tables()["words"].lookup, keys), tf.int32))
         chars = tf.strings.unicode_split(tokens, "UTF-8")[:, :, : self.max_word_length]  # (batch, time, None)
         char_ids = tf.cast(tf.ragged.map_flat_values(self.tables()["chars"].lookup, chars), tf.int32)

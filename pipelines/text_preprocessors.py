@@ -29,6 +29,7 @@ from pipelines.text_encoding import labeled_text_dataset, pad_ids, text_encoder
 from pipelines.subwords import Subwords
 from pipelines.subwords import detokenize as detokenize_pieces
 from pipelines.text_rules import DELIMITERS, KEPT_DELIMITERS, case_fold, detokenize, encode_batch, pad_rows
+from pipelines.tokenization import case_fold as tf_case_fold
 from pipelines.tokenization import detokenize as tf_detokenize
 from pipelines.tokenization import detokenize_pieces as tf_detokenize_pieces
 from pipelines.tokenization import tokenize_texts
@@ -142,7 +143,7 @@ class TextPreprocessor(abc.ABC):
                 pieces = self.subwords[name].tf_encoder(max_length)
 
                 def encode(texts):
-                    return pieces(tf_text_case_fold(texts) if lowercase else texts)
+                    return pieces(tf_case_fold(texts) if lowercase else texts)
 
                 self._encoders[key] = encode
             else:
@@ -210,12 +211,6 @@ class TextPreprocessor(abc.ABC):
     def load_subwords(self, directory: pathlib.Path) -> None:
         for path in sorted(directory.glob("*.subwords.model")):
             self.subwords[path.name.split(".")[0]] = Subwords(path.read_bytes())
-
-
-def tf_text_case_fold(texts):
-    import tensorflow_text as tf_text
-
-    return tf_text.case_fold_utf8(texts)
 
 
 def subword_rows(model: Subwords, texts: Sequence[str], lowercase: bool, max_length: int | None,

@@ -10,6 +10,11 @@ import tensorflow_text as tf_text
 from pipelines.text_rules import DELIMITERS, DETOKENIZE_RULES, KEPT_DELIMITERS
 
 
+def case_fold(texts: tf.Tensor) -> tf.Tensor:
+    """NFKC_Casefold of UTF-8 strings: the TensorFlow twin of `pipelines.text_rules.case_fold`."""
+    return tf_text.case_fold_utf8(texts)
+
+
 def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
     """Tokenizes a batch of UTF-8 strings.
 
@@ -26,7 +31,7 @@ def tokenize(texts: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
     """
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
     if lowercase:
-        texts = tf_text.case_fold_utf8(texts)
+        texts = case_fold(texts)
     return tf_text.regex_split(texts, DELIMITERS, KEPT_DELIMITERS)
 
 
