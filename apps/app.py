@@ -108,6 +108,8 @@ class App(abc.ABC):
     synthetic_size = 1000  # training examples of `synthetic`; dev and test get a fifth each
     synthetic_held_out = 5  # dev and test are synthetic_size // this
     sample_weights = False  # whether the datasets yield (inputs, targets, weights)
+    reads_files = False  # whether `--data` may name a single file (read_directory gets its path)
+    multiline_predictions = False  # whether `format_prediction` may span lines (generated text)
 
     # --- sources ---------------------------------------------------------------------------
 
@@ -134,7 +136,7 @@ class App(abc.ABC):
     def load_splits(self, config, split: str | None = None) -> tuple[dict, str]:
         """All three splits of `config.data.source`, and a note of where each came from; with
         `split`, a directory that has that split's file needs nothing else (evaluation)."""
-        spec = parse_source(config.data.source)
+        spec = parse_source(config.data.source, file_ok=self.reads_files)
         if spec.kind == "synthetic":
             size, seed = spec.param("size", self.synthetic_size), spec.param("seed", config.seed)
             if size < 10:
@@ -157,6 +159,11 @@ class App(abc.ABC):
                 splits, found = self.read_directory(spec.name, config)
             if split in splits and split != "train":
                 return {split: splits[split]}, f"{split}: {found[split]}"
+        return self.complete_splits(splits, found, config)
+
+    def complete_splits(self, splits: dict, found: dict, config) -> tuple[dict, str]:
+        """Missing dev and test splits made from train (by default a random sample of its examples,
+        with the config's seed), and a note of where each split came from."""
         d = config.data
         return complete_splits(splits, found, d.dev_fraction, d.test_fraction, config.seed)
 

@@ -33,6 +33,10 @@ APPS = {
                             "encoder-decoder with attention, greedy/beam search (bleu, chrf)",
                             "train.tsv, dev.tsv, test.tsv with source<TAB>target",
                             "tfds:ted_hrlr_translate/pt_to_en"),
+    "charlm": AppEntry("apps.charlm:CharLM",
+                       "character language model, truncated BPTT: generation, cell activations (bpc, perplexity)",
+                       "train.txt, valid.txt (or dev.txt), test.txt of raw UTF-8 text, or one text file",
+                       "tfds:tiny_shakespeare"),
 }
 DEFAULT_APP = next(iter(APPS))  # what `rnnapps demo` runs without a name
 

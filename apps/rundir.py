@@ -28,11 +28,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes a temporary file beside `path` and renames it into place: readers see the old or
     the new file, never half of one. The file gets the permissions the umask gives any new file
     (mkstemp's are owner-only)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """`atomic_write_text` for bytes (an image)."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:

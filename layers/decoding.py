@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 NEG_INF = -1e9
@@ -40,7 +41,7 @@ def _loop(step_fn, initial_states, batch_size, start_id, end_id, max_length, cho
     def cond(t, prev, states, finished, *rest):
         return tf.logical_not(tf.reduce_all(finished))
 
-    start = tf.fill([batch_size], tf.constant(start_id, tf.int32))
+    start = tf.broadcast_to(tf.cast(start_id, tf.int32), [batch_size])  # one id, or one per row
     # A static element shape where the batch is known lets TFLite lower the list to builtin ops.
     element_shape = tf.TensorShape([tf.get_static_value(batch_size)])
     loop_vars = (tf.constant(0), start, initial_states, tf.zeros([batch_size], tf.bool),
@@ -62,27 +63,96 @@ def greedy_search(step_fn: Callable, initial_states, batch_size, start_id: int, 
                  lambda logits, t: tf.argmax(logits, axis=-1))
 
 
-def sample(step_fn: Callable, initial_states, batch_size, start_id: int, end_id: int, max_length: int,
-           temperature: float = 1.0, top_k: int = 0, seed: int | None = None):
-    """Draws each token from softmax(logits / temperature), optionally among the `top_k` most
-    probable. `temperature=0` is greedy search. Returns as `greedy_search`."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be non-negative, received temperature={temperature}")
-    if temperature == 0:
-        return greedy_search(step_fn, initial_states, batch_size, start_id, end_id, max_length)
-    seed_pair = tf.constant([seed or 0, 1], tf.int32)
+def sample(step_fn: Callable, initial_states, batch_size, start_id, end_id: int, max_length,
+           temperature=1.0, top_k=0, seed: int | None = None, bias=0.0):
+    """Draws each token from softmax(logits x (1 + bias) / temperature), optionally among the
+    `top_k` most probable (0: all). `temperature=0` is greedy search; `bias` is Graves's (2013)
+    sharpening bias (0: plain sampling; bias b draws as temperature 1 / (1 + b)). Returns as
+    `greedy_search`.
+
+    With a `seed`, the draws are `counter_uniform(seed, step, row)`, the same in NumPy
+    (`counter_uniform_numpy`, `sampling_probabilities_numpy`, `inverse_cdf_numpy`): a runtime
+    without TensorFlow that runs the same step function draws the same tokens. Without one,
+    `tf.random`. `start_id`, `max_length`, `temperature`, `top_k`, `bias` and `seed` may be
+    tensors (an exported signature's inputs).
+    """
+    if isinstance(temperature, (int, float)):
+        if temperature < 0:
+            raise ValueError(f"temperature must be non-negative, received temperature={temperature}")
+        if temperature == 0:
+            return greedy_search(step_fn, initial_states, batch_size, start_id, end_id, max_length)
 
     def choose(logits, t):
-        logits = tf.cast(logits, tf.float32) / temperature
-        if top_k:
-            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
-            logits = tf.where(logits < kth, NEG_INF, logits)
-        step_seed = seed_pair + tf.stack([0, t]) if seed is not None else None
-        if step_seed is None:
-            return tf.random.categorical(logits, 1)[:, 0]
-        return tf.random.stateless_categorical(logits, 1, seed=step_seed)[:, 0]
+        logits = tf.cast(logits, tf.float32)
+        probabilities = sampling_probabilities(logits, temperature, top_k, bias)
+        if seed is None:
+            uniform = tf.random.uniform([tf.shape(logits)[0]])
+        else:
+            uniform = counter_uniform(seed, t, tf.range(tf.shape(logits)[0]))
+        drawn = inverse_cdf(probabilities, uniform)
+        if isinstance(temperature, (int, float)):
+            return drawn
+        return tf.where(temperature > 0, drawn, tf.argmax(logits, axis=-1, output_type=tf.int32))
 
     return _loop(step_fn, initial_states, batch_size, start_id, end_id, max_length, choose)
+
+
+# --- draws that TensorFlow and NumPy make alike ----------------------------------------------
+
+_MASK31 = (1 << 31) - 1
+
+
+def counter_uniform(seed, step, rows):
+    """Uniform numbers in [0, 1) (float32, one per row) from a hash of (seed, step, row): int64
+    arithmetic that `counter_uniform_numpy` repeats exactly."""
+    mask = tf.constant(_MASK31, tf.int64)
+    x = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(step, tf.int64) * 7919
+                               + tf.cast(rows, tf.int64) * 104_729 + 12_345, mask)
+    for _ in range(3):
+        x = tf.bitwise.bitwise_and(x * 1_103_515_245 + 12_345, mask)
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(13, tf.int64)))
+    return tf.cast(tf.bitwise.right_shift(x, tf.constant(7, tf.int64)), tf.float32) / float(1 << 24)
+
+
+def counter_uniform_numpy(seed: int, step: int, rows) -> np.ndarray:
+    x = (np.int64(seed) * 1_000_003 + np.int64(step) * 7919 + np.asarray(rows, np.int64) * 104_729 + 12_345) & _MASK31
+    for _ in range(3):
+        x = (x * 1_103_515_245 + 12_345) & _MASK31
+        x = x ^ (x >> 13)
+    return (x >> 7).astype(np.float32) / np.float32(1 << 24)
+
+
+def sampling_probabilities(logits, temperature=1.0, top_k=0, bias=0.0):
+    """softmax(logits x (1 + bias) / temperature) over the `top_k` largest logits (0: all)."""
+    scaled = logits * (1.0 + tf.cast(bias, tf.float32)) / tf.maximum(tf.cast(temperature, tf.float32), 1e-6)
+    if not (isinstance(top_k, int) and top_k == 0):
+        k = tf.clip_by_value(tf.cast(top_k, tf.int32), 1, tf.shape(scaled)[-1])
+        kth = tf.math.top_k(scaled, k=k).values[:, -1:]
+        scaled = tf.where((tf.cast(top_k, tf.int32) > 0) & (scaled < kth), NEG_INF, scaled)
+    return tf.nn.softmax(scaled, axis=-1)
+
+
+def sampling_probabilities_numpy(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0,
+                                 bias: float = 0.0) -> np.ndarray:
+    scaled = logits.astype(np.float32) * np.float32(1.0 + bias) / np.float32(max(temperature, 1e-6))
+    if top_k > 0:
+        kth = np.sort(scaled, axis=-1)[:, -min(top_k, scaled.shape[-1])][:, None]
+        scaled = np.where(scaled < kth, np.float32(NEG_INF), scaled)
+    e = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def inverse_cdf(probabilities, uniform):
+    """The id whose cumulative probability first exceeds `uniform` x the total, per row."""
+    cumulative = tf.cumsum(probabilities, axis=-1)
+    below = tf.cast(cumulative < uniform[:, None] * cumulative[:, -1:], tf.int32)
+    return tf.minimum(tf.reduce_sum(below, axis=-1), tf.shape(probabilities)[-1] - 1)
+
+
+def inverse_cdf_numpy(probabilities: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    cumulative = np.cumsum(probabilities, axis=-1, dtype=np.float32)
+    below = (cumulative < uniform[:, None] * cumulative[:, -1:]).sum(axis=-1)
+    return np.minimum(below, probabilities.shape[-1] - 1)
 
 
 def length_penalty(lengths, alpha: float):

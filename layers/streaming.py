@@ -6,6 +6,33 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def cell_step_function(embedding, stack):
+    """`step(token_ids (batch,), states: list) -> (outputs (batch, units), new states)` through
+    the embedding and each layer's cell, with the state names and sizes in order (layer i's
+    states are `layer{i}_state{j}`); (None, why) where a step cannot reproduce the stack."""
+    if stack.bidirectional:
+        return None, "not available: a bidirectional model needs the whole sequence"
+    layer_cells = [layer.cell for layer in stack.recurrent_layers]
+    if any(getattr(cell, "collects_statistics", False) for cell in layer_cells):
+        return None, f"not available: {stack.cell} normalises with statistics per timestep, not carried in its state"
+    sizes, counts = {}, []
+    for i, cell in enumerate(layer_cells):
+        cell_sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+        sizes.update({f"layer{i}_state{j}": int(size) for j, size in enumerate(cell_sizes)})
+        counts.append(len(cell_sizes))
+
+    def step(token_ids, states):
+        # the table row itself: a step has no padding to mask (and a mask would reach the cells)
+        x, new, first = tf.gather(embedding.embeddings, token_ids), [], 0  # (batch, embedding_dim)
+        for cell, count in zip(layer_cells, counts):
+            x, cell_states = cell(x, list(states[first:first + count]), training=False)
+            new.extend(cell_states)
+            first += count
+        return x, new
+
+    return step, sizes
+
+
 def stream_step_function(embedding, stack, head, pooling: str = "last"):
     """`stream_step(token_ids (batch,), *states) -> {"probabilities", *new states}` and the
     state names and sizes, all states starting at 0; after the tokens of a text, the
@@ -17,16 +44,11 @@ def stream_step_function(embedding, stack, head, pooling: str = "last"):
         head: the layer from the pooled features to logits.
         pooling: "last" (the stack's last output), "max" or "mean" (over the steps so far).
     """
-    if stack.bidirectional:
-        return None, "not available: a bidirectional model needs the whole sequence"
-    layer_cells = [layer.cell for layer in stack.recurrent_layers]
-    if any(getattr(cell, "collects_statistics", False) for cell in layer_cells):
-        return None, f"not available: {stack.cell} normalises with statistics per timestep, not carried in its state"
-    sizes = {}
-    for i, cell in enumerate(layer_cells):
-        cell_sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
-        sizes.update({f"layer{i}_state{j}": int(size) for j, size in enumerate(cell_sizes)})
-    width = int(getattr(layer_cells[-1], "output_size", stack.units[-1]))
+    cell_step, sizes = cell_step_function(embedding, stack)
+    if cell_step is None:
+        return None, sizes
+    layer_names = list(sizes)
+    width = int(getattr(stack.recurrent_layers[-1].cell, "output_size", stack.units[-1]))
     if pooling == "max":
         sizes.update({"pool_max": width, "pool_count": 1})
     elif pooling == "mean":
@@ -36,12 +58,8 @@ def stream_step_function(embedding, stack, head, pooling: str = "last"):
     @tf.function
     def stream_step(token_ids, *states):
         state = dict(zip(names, states))
-        x = embedding(token_ids)  # (batch, embedding_dim)
-        new = {}
-        for i, cell in enumerate(layer_cells):
-            keys = [n for n in names if n.startswith(f"layer{i}_")]
-            x, cell_states = cell(x, [state[k] for k in keys], training=False)
-            new.update(zip(keys, cell_states))
+        x, cell_states = cell_step(token_ids, [state[k] for k in layer_names])
+        new = dict(zip(layer_names, cell_states))
         if pooling == "last":
             pooled = x
         else:

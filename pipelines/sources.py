@@ -27,8 +27,8 @@ class SourceSpec:
             raise DataError(f"synthetic source option {key} must be an integer, received {key}={value!r}") from None
 
 
-def parse_source(spec: str) -> SourceSpec:
-    """Parses a `--data` value.
+def parse_source(spec: str, file_ok: bool = False) -> SourceSpec:
+    """Parses a `--data` value (`file_ok`: a local path may be a file, not only a directory).
 
     Example:
     >>> parse_source("synthetic?size=100&seed=3").param("size", 0)
@@ -55,7 +55,7 @@ def parse_source(spec: str) -> SourceSpec:
         raise DataError(
             f"data source {spec!r} does not exist (expected 'synthetic', 'tfds:NAME' or a data directory)"
         )
-    if not os.path.isdir(spec):
+    if not os.path.isdir(spec) and not file_ok:
         raise DataError(f"data source {spec!r} is a file; give the directory that holds the split files")
     return SourceSpec("local", os.path.abspath(spec))
 

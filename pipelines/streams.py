@@ -47,10 +47,13 @@ class StreamLayout:
 
 
 def stream_layout(inputs: Sequence[Sequence[int]], batch_size: int, steps: int,
-                  targets: Sequence[Sequence[int]] | None = None, seed: int | None = None) -> StreamLayout:
+                  targets: Sequence[Sequence[int]] | None = None, seed: int | None = None,
+                  cut: bool = True) -> StreamLayout:
     """Lays documents (lists of ids > 0, with per-position `targets` of the same lengths;
     None: the inputs themselves) out as `batch_size` streams cut into chunks of `steps`.
-    `seed` shuffles the order of the documents within each row (None: the given order)."""
+    `seed` shuffles the order of the documents within each row (None: the given order).
+    `cut=False` keeps every document whole in one row (one reset per document, as exact
+    whole-text evaluation needs), at the price of rows that end unevenly."""
     if batch_size < 1 or steps < 1:
         raise ValueError(f"batch_size and steps must be positive, received {batch_size} and {steps}")
     targets = inputs if targets is None else targets
@@ -62,7 +65,7 @@ def stream_layout(inputs: Sequence[Sequence[int]], batch_size: int, steps: int,
         if len(inputs[doc]) and min(inputs[doc]) <= 0:
             raise DataError(f"document {doc}: ids must be positive (0 is padding)")
     chunk_counts = [-(-len(doc) // steps) for doc in inputs]
-    share = max(1, -(-sum(chunk_counts) // batch_size))
+    share = max(1, -(-sum(chunk_counts) // batch_size), *([] if cut else chunk_counts))
     pieces = [(doc, first, min(share, chunk_counts[doc] - first))  # (document, first chunk, chunks)
               for doc in range(len(inputs)) for first in range(0, chunk_counts[doc], share)]
     # Longest first to the least loaded row: no row ends far behind the others.
