@@ -30,11 +30,11 @@ def config_and_splits(app, args):
     return config, splits
 
 
-def train_ours(app, config, args, **evaluate_options) -> tuple[str, dict]:
+def train_ours(app, config, args, callbacks=(), **evaluate_options) -> tuple[str, dict]:
     """Trains `app` on `config` and scores `args.split`: (row name, metrics with `seconds`)."""
     out = args.out or tempfile.mkdtemp(prefix=f"rnnapps-{app.name}-")
     start = time.perf_counter()
-    app.train(config, out)
+    app.train(config, out, callbacks=callbacks)
     seconds = time.perf_counter() - start
     metrics = app.evaluate(out, split=args.split, **evaluate_options)
     print(f"run directory: {out}", flush=True)

@@ -2,9 +2,9 @@
 the byte, a directory's splits, and splits cut from the end of train.
 
 Example:
->>> train, held = cut_from_end(Document("abcdefghij", "t.txt"), 0.2)
->>> train.text, held.text, held.where
-('abcdefgh', 'ij', 't.txt (its last 20%)')
+>>> train, dev, test = cut_from_end(Document("abcdefghij", "t.txt"), 0.2, 0.1)
+>>> train.text, dev.text, test.text, test.where
+('abcdefg', 'hi', 'j', 't.txt (last 10%)')
 """
 
 from __future__ import annotations
@@ -71,27 +71,52 @@ def find_text_splits(path: str, required: str = "train") -> dict[str, str]:
     return found
 
 
-def cut_from_end(document: Document, fraction: float) -> tuple[Document, Document]:
-    """(the text without its last `fraction`, that last part): a held-out split that, unlike a
-    random sample of lines, the model has not seen the middle of."""
-    if not 0 < fraction < 1:
-        raise DataError(f"split fraction must be in (0, 1), received {fraction}")
-    cut = len(document.text) - max(1, int(round(len(document.text) * fraction)))
+def cut_from_end(document: Document, *fractions: float) -> tuple[Document, ...]:
+    """(the text without its last parts, then each part): held-out splits of `fractions` of the
+    whole text, in order, at its end (a model has then seen none of their middle, unlike a random
+    sample of lines)."""
+    n, sizes = len(document.text), []
+    for fraction in fractions:
+        if not 0 < fraction < 1:
+            raise DataError(f"split fraction must be in (0, 1), received {fraction}")
+        sizes.append(max(1, int(round(n * fraction))))
+    cut = n - sum(sizes)
     if cut < 2:
-        raise DataError(f"{document.where} is too short to cut a held-out split from ({len(document.text)} characters)")
-    return (Document(document.text[:cut], document.where),
-            Document(document.text[cut:], f"{document.where} (its last {fraction:.0%})"))
+        raise DataError(f"{document.where} is too short to cut held-out splits from ({n} characters)")
+    parts = [Document(document.text[:cut], document.where)]
+    for fraction, size in zip(fractions, sizes):
+        parts.append(Document(document.text[cut:cut + size], f"{document.where} (last {fraction:.0%})"))
+        cut += size
+    return tuple(parts)
 
 
 def complete_text_splits(splits: dict, origins: dict[str, str], dev_fraction: float,
                          test_fraction: float) -> tuple[dict, str]:
-    """Missing test and dev splits cut from the end of train's last document (test last); returns
-    the splits and a note of where each came from, for the run's config."""
+    """Missing dev and test splits from the end of train (test last), each a fraction of its
+    text: cut from the end of a single text, or its last whole documents when it has several.
+    Returns the splits and a note of where each came from, for the run's config."""
     notes = [f"{split}: {origin}" for split, origin in origins.items()]
-    for split, fraction in (("test", test_fraction), ("dev", dev_fraction)):
-        if split not in splits:
-            *rest, last = splits["train"]
-            kept, held = cut_from_end(last, fraction)
-            splits["train"], splits[split] = [*rest, kept], [held]
-            notes.append(f"{split}: the last {fraction:.0%} of train's text")
+    missing = [(split, fraction) for split, fraction in (("dev", dev_fraction), ("test", test_fraction))
+               if split not in splits]
+    if not missing:
+        return splits, "; ".join(notes)
+    documents = splits["train"]
+    if len(documents) == 1:
+        kept, *held = cut_from_end(documents[0], *(fraction for _, fraction in missing))
+        splits["train"], held = [kept], [[document] for document in held]
+        how = "of train's text, cut from its end"
+    else:
+        total, held = sum(len(d.text) for d in documents), []
+        for _, fraction in reversed(missing):  # test first, from the very end
+            part = [documents.pop()]
+            while len(documents) > len(missing) and sum(len(d.text) for d in part) < fraction * total:
+                part.insert(0, documents.pop())
+            held.insert(0, part)
+        if not documents:
+            raise DataError(f"train has {len(held)} document(s): too few to hold out dev and test")
+        splits["train"] = documents
+        how = "of train's text: its last documents"
+    for (split, fraction), part in zip(missing, held):
+        splits[split] = part
+        notes.append(f"{split}: {fraction:.0%} {how}")
     return splits, "; ".join(notes)
