@@ -30,12 +30,12 @@ from pipelines.char_preprocessor import unigram_entropy
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the end of an epoch when one more epoch (as long as the longest so far)
-    would pass `minutes`, counted from the start of training."""
+    """Stops training at the end of an epoch when one more epoch (as long as the last one) would
+    pass `minutes`, counted from the start of training."""
 
     def __init__(self, minutes: float):
         super().__init__()
-        self.budget, self.longest = 60.0 * minutes, 0.0
+        self.budget = 60.0 * minutes
 
     def on_train_begin(self, logs=None):
         self.started = self.epoch_started = time.perf_counter()
@@ -45,8 +45,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        self.longest = max(self.longest, now - self.epoch_started)
-        if now - self.started + self.longest > self.budget:
+        if now - self.started + (now - self.epoch_started) > self.budget:
             print(f"time budget: stopping after epoch {epoch + 1} ({(now - self.started) / 60:.1f} of "
                   f"{self.budget / 60:.0f} minutes)", flush=True)
             self.model.stop_training = True

@@ -20,7 +20,7 @@ NAMES = ("alpha", "beta", "count", "data", "item", "key", "left", "node", "path"
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "runs", "away")
 FUNCTIONS = ("len", "max", "min", "sum", "sorted", "print", "get", "join")
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
-MAX_DEPTH = 4  # of nested brackets
+MAX_DEPTH = 3  # of nested brackets
 
 
 def _expression(rng: random.Random, depth: int) -> str:
@@ -32,12 +32,13 @@ def _expression(rng: random.Random, depth: int) -> str:
         if atom < 0.8:
             return str(rng.randint(0, 99))
         return '"' + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4))) + '"'
-    parts = [_expression(rng, depth + 1) for _ in range(rng.randint(1, 3))]
-    if kind < 0.6:
+    parts = [_expression(rng, depth + 1) for _ in range(rng.randint(1, 2))]
+    # about as many of each closing bracket: ")" also closes print(...)
+    if kind < 0.5:
         return f"{rng.choice(FUNCTIONS)}({', '.join(parts)})"
-    if kind < 0.75:
+    if kind < 0.55:
         return f"({' + '.join(parts)})"
-    if kind < 0.9:
+    if kind < 0.78:
         return f"[{', '.join(parts)}]"
     return "{" + ", ".join(f"{rng.choice(NAMES)}: {p}" for p in parts) + "}"
 

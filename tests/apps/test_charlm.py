@@ -26,8 +26,8 @@ CLOSERS = ")]}"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 64-cell LSTM on 300 synthetic files (about 250,000 characters; 30 s on 2 cores)."""
-    config = replace(CharLMConfig(), **{"data.source": "synthetic?size=300", "data.batch_size": 32,
+    """A 64-cell LSTM on 500 synthetic files (about 250,000 characters; 30 s on 2 cores)."""
+    config = replace(CharLMConfig(), **{"data.source": "synthetic?size=500", "data.batch_size": 32,
                                         "model.units": 64, "model.embedding_dim": 16, "train.epochs": 8,
                                         "train.learning_rate": 5e-3})
     run = tmp_path_factory.mktemp("charlm") / "run"
@@ -75,7 +75,8 @@ def test_closing_brackets_match_the_opening_ones(trained):
     p = loaded.preprocessor
     closer_ids = [p.vocab.ids[c] for c in CLOSERS]
     right = total = deep_right = deep_total = 0
-    for text in generate(20, seed=1234):
+    truth = []
+    for text in generate(40, seed=1234):
         ids = p.encode(text)
         logits = one_pass_logits(loaded.model, ids[:-1])
         stack, in_quote = [], False
@@ -88,15 +89,15 @@ def test_closing_brackets_match_the_opening_ones(trained):
                 stack.pop()
             if text[t + 1] in CLOSERS and not in_quote:
                 hit = int(np.argmax(logits[t, closer_ids]) == stack[-1])
+                truth.append(stack[-1])
                 right, total = right + hit, total + 1
                 if len(stack) >= 2:
                     deep_right, deep_total = deep_right + hit, deep_total + 1
-    counts = [sum(text.count(c) for text in generate(20, seed=1234)) for c in CLOSERS]
-    chance = max(counts) / sum(counts)
+    chance = max(np.bincount(truth)) / len(truth)  # always guessing the most common one
     print(f"\nclosing bracket matched: {right / total:.3f} ({total} closers; {deep_right / deep_total:.3f} at depth "
           f">= 2), always guessing the most common closer: {chance:.3f}")
-    assert chance < 0.6
-    assert right / total > max(0.65, chance + 0.15) and deep_right / deep_total > chance + 0.1
+    assert chance < 0.45
+    assert right / total > chance + 0.2 and deep_right / deep_total > chance + 0.15
 
 
 def test_sampling_is_reproducible_primed_and_tempered(trained):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers.decoding import beam_search, greedy_search, sample
+from layers.decoding import (beam_search, counter_uniform, counter_uniform_numpy, greedy_search, inverse_cdf,
+                             inverse_cdf_numpy, sample, sampling_probabilities, sampling_probabilities_numpy)
 
 PAD, EOS, BOS, A, B, C = 0, 1, 2, 3, 4, 5
 NAMES = {EOS: "<eos>", A: "A", B: "B", C: "C"}
@@ -145,3 +146,35 @@ def test_coverage_penalty_uses_the_attention_of_each_hypothesis():
     np.testing.assert_allclose(ranking.numpy()[0, 0], log_probs.numpy()[0, 0], atol=1e-5)
     tokens, *_ = beam_search(step, initial(1), 1, BOS, EOS, 10, beam_width=4, beta=0.0)
     assert spell(tokens.numpy()[0, 0]) == "<eos>"
+
+
+def test_counter_draws_are_uniform_and_the_same_in_numpy():
+    rows = np.arange(20000)
+    drawn = counter_uniform(tf.constant(7), tf.constant(3), tf.constant(rows)).numpy()
+    np.testing.assert_array_equal(drawn, counter_uniform_numpy(7, 3, rows))
+    counts = np.histogram(drawn, bins=10, range=(0, 1))[0]
+    chi_square = float(((counts - 2000) ** 2 / 2000).sum())
+    assert 0 <= drawn.min() and drawn.max() < 1 and chi_square < 27.88  # 9 degrees of freedom, p = 0.001
+    assert not np.array_equal(drawn, counter_uniform_numpy(7, 4, rows))  # another step, other draws
+    logits = np.random.default_rng(0).normal(size=(50, 9)).astype(np.float32) * 3
+    for temperature, top_k, bias in ((1.0, 0, 0.0), (0.7, 3, 0.5)):
+        p_tf = sampling_probabilities(tf.constant(logits), temperature, tf.constant(top_k), bias).numpy()
+        p_np = sampling_probabilities_numpy(logits, temperature, top_k, bias)
+        np.testing.assert_allclose(p_tf, p_np, atol=1e-6)
+        assert ((p_np > 0).sum(-1) == (top_k or 9)).all()
+        u = counter_uniform_numpy(1, 0, np.arange(50))
+        np.testing.assert_array_equal(inverse_cdf(tf.constant(p_np), tf.constant(u)).numpy(), inverse_cdf_numpy(p_np, u))
+
+
+def test_bias_sharpens_like_a_lower_temperature_and_tensor_settings_work():
+    n = 64
+    plain = sample(toy_step_function(), initial(n), n, BOS, EOS, 10, seed=5)[0].numpy()
+    assert (sample(toy_step_function(), initial(n), n, BOS, EOS, 10, seed=5, bias=0.0)[0].numpy() == plain).all()
+    biased = sample(toy_step_function(), initial(n), n, BOS, EOS, 10, seed=5, bias=1.0)[0].numpy()
+    cooled = sample(toy_step_function(), initial(n), n, BOS, EOS, 10, seed=5, temperature=0.5)[0].numpy()
+    np.testing.assert_array_equal(biased, cooled)
+    assert not np.array_equal(biased, plain)
+    # settings as tensors (an exported signature's inputs): 0 is greedy
+    greedy = sample(toy_step_function(), initial(2), 2, BOS, EOS, 10, temperature=tf.constant(0.0),
+                    top_k=tf.constant(0), seed=tf.constant(1), bias=tf.constant(0.0))[0]
+    assert [spell(row) for row in greedy.numpy()] == ["A B C <eos>"] * 2

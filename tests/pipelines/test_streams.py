@@ -51,3 +51,10 @@ def test_a_long_document_is_cut_into_pieces_and_rows_stay_balanced():
                 end = next((j for j in range(k + 1, len(stream)) if resets[j]), len(stream))
                 pieces.append(stream[k:end].reshape(-1).tolist())
     assert sorted(sum(pieces, [])) == long_doc and len(pieces) == 2
+
+
+def test_uncut_layout_keeps_each_document_whole_in_one_row():
+    s = stream_layout([list(range(1, 10)), [20, 21], [30]], batch_size=2, steps=2, cut=False)
+    assert s.inputs.tolist() == [[[1, 2], [20, 21]], [[3, 4], [30, 0]], [[5, 6], [0, 0]], [[7, 8], [0, 0]],
+                                 [[9, 0], [0, 0]]]
+    assert s.reset.tolist() == [[True, True], [False, True], [False, True], [False, True], [False, True]]
