@@ -82,18 +82,21 @@ def plateau(values: list[float], mode: str) -> Plateau:
 class DevPlateau(keras.callbacks.Callback):
     """After each epoch without a better dev metric: every `lr_patience` such epochs in a row, the
     learning rate times `lr_factor` (not below `min_learning_rate`; `lr_patience=0`: never), and
-    after `patience` of them, the end of training (`patience=0`: never). The learning rate of each
+    after `patience` of them, the end of training (`patience=0`: never). Besides, after every
+    epoch from the `lr_decay_start`-th on, the learning rate times `lr_decay` (an annealing). The learning rate of each
     epoch goes to the logs (`history.csv`, TensorBoard). The optimizer's learning rate is a variable
     of the resume checkpoint, and the count of epochs without improvement comes from the history:
     a resumed run decides as an uninterrupted one.
     """
 
     def __init__(self, monitor: str, mode: str, history_path, patience: int = 0, lr_patience: int = 0,
-                 lr_factor: float = 0.5, min_learning_rate: float = 0.0):
+                 lr_factor: float = 0.5, min_learning_rate: float = 0.0, lr_decay: float = 1.0,
+                 lr_decay_start: int = 0):
         super().__init__()
         self.monitor, self.mode, self.history_path = monitor, mode, history_path
         self.patience, self.lr_patience, self.lr_factor, self.min_learning_rate = (
             patience, lr_patience, lr_factor, min_learning_rate)
+        self.lr_decay, self.lr_decay_start = lr_decay, lr_decay_start
         self.on_train_begin()
 
     def on_train_begin(self, logs=None):
@@ -117,12 +120,20 @@ class DevPlateau(keras.callbacks.Callback):
             self.model.stop_training = True
             self.pending = (f"early stop: {self.monitor} has not improved for {wait} epochs; the model keeps "
                             f"epoch {self.state.best_epoch + 1}'s weights ({self.monitor} {self.state.best:.4f})")
-        elif (wait and self.lr_patience and wait % self.lr_patience == 0
-              and epoch + 1 < self.params.get("epochs", 0)):  # not after the last epoch
-            lowered = max(logs["learning_rate"] * self.lr_factor, self.min_learning_rate)
-            if lowered < logs["learning_rate"]:
-                learning_rate.assign(lowered)
-                self.pending = f"{self.monitor} has not improved for {wait} epochs: learning rate {lowered:.3g}"
+            return
+        if epoch + 1 >= self.params.get("epochs", 0):  # nothing to change after the last epoch
+            return
+        factor = self.lr_decay if epoch + 1 >= self.lr_decay_start else 1.0
+        if wait and self.lr_patience and wait % self.lr_patience == 0:
+            factor *= self.lr_factor
+            self.pending = f"{self.monitor} has not improved for {wait} epochs: learning rate "
+        lowered = max(logs["learning_rate"] * factor, self.min_learning_rate)
+        if lowered < logs["learning_rate"]:
+            learning_rate.assign(lowered)
+            if self.pending:
+                self.pending += f"{lowered:.3g}"
+        else:
+            self.pending = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._say()

@@ -74,6 +74,10 @@ class TrainConfig:
     lr_patience: int = 1
     lr_factor: float = 0.5
     min_learning_rate: float = 1e-5
+    # Anneal: after each epoch from the lr_decay_start-th on, the learning rate times lr_decay
+    # (1.0: no decay), whatever the dev metric does; for runs cut short by a time budget.
+    lr_decay: float = 1.0
+    lr_decay_start: int = 0
     optimizer: str = choice("adam", ("adam", "rmsprop", "sgd"))
     learning_rate: float = 3e-3
     clipping: str = choice("global_norm", ("none", "global_norm", "adaptive"))  # see layers/clipping.py

@@ -87,8 +87,9 @@ def check_schedule(train) -> None:
         if getattr(train, key) < (1 if key == "epochs" else 0):
             raise ConfigError(f"train.{key} must be at least {1 if key == 'epochs' else 0}, "
                               f"received {getattr(train, key)}")
-    if not 0.0 < train.lr_factor <= 1.0:
-        raise ConfigError(f"train.lr_factor must be in (0, 1], received {train.lr_factor}")
+    for key in ("lr_factor", "lr_decay"):
+        if not 0.0 < getattr(train, key) <= 1.0:
+            raise ConfigError(f"train.{key} must be in (0, 1], received {getattr(train, key)}")
 
 
 def fit_run(
@@ -107,7 +108,7 @@ def fit_run(
     epoch's weights. Returns the epoch training started from."""
     start, epochs = resume(model, run), train.epochs
     plateaus = DevPlateau(monitor, mode, run.history, train.early_stopping_patience, train.lr_patience,
-                          train.lr_factor, train.min_learning_rate)
+                          train.lr_factor, train.min_learning_rate, train.lr_decay, train.lr_decay_start)
     if plateaus.stopped():
         start = epochs  # the run had stopped early before it was interrupted
     all_callbacks = [

@@ -76,13 +76,13 @@ def _history(run):
 TRAIN = TrainConfig(epochs=len(SCRIPT), early_stopping_patience=3, lr_patience=2, lr_factor=0.5)
 
 
-def _fit(tmp_path, stop_after=None):
+def _fit(tmp_path, stop_after=None, train=TRAIN):
     metric = Scripted()
     model, run = _model(metric), RunDir(tmp_path / "run")
-    run.start(TRAIN)
+    run.start(train)
     script = Script(metric, stop_after)
     try:
-        fit_run(model, run, _data(), _data(), TRAIN, monitor="val_scripted", mode="max", callbacks=[script])
+        fit_run(model, run, _data(), _data(), train, monitor="val_scripted", mode="max", callbacks=[script])
     except KeyboardInterrupt:
         return None
     return model, run, script
@@ -115,6 +115,14 @@ def test_a_resumed_run_stops_and_cuts_as_an_uninterrupted_one(tmp_path):
         np.testing.assert_array_equal(restored, best)
 
 
+def test_learning_rate_decays_from_its_start_and_plateau_cuts_multiply(tmp_path):
+    train = dataclasses.replace(TRAIN, lr_decay=0.8, lr_decay_start=2)
+    _, run, _ = _fit(tmp_path, train=train)
+    rates = [float(r["learning_rate"]) for r in _history(run)]
+    # decay after epochs 2..6; the plateau's cut (x 0.5, 2 epochs without improvement) after epoch 6
+    assert rates == pytest.approx([0.1, 0.1, 0.08, 0.064, 0.0512, 0.04096, 0.016384])
+
+
 def test_plateau_counts_epochs_since_the_best():
     state = plateau([3.0, 2.0, 2.5, 2.0, 2.1], "min")
     assert (state.best, state.best_epoch, state.wait) == (2.0, 1, 3)
@@ -122,7 +130,8 @@ def test_plateau_counts_epochs_since_the_best():
 
 
 @pytest.mark.parametrize("key, value", [("epochs", 0), ("early_stopping_patience", -1), ("lr_patience", -2),
-                                        ("lr_factor", 0.0), ("lr_factor", 1.5)])
+                                        ("lr_factor", 0.0), ("lr_factor", 1.5), ("lr_decay", 0.0),
+                                        ("lr_decay", 1.2)])
 def test_bad_schedule_settings_are_refused_by_name(key, value):
     with pytest.raises(ConfigError, match=f"train.{key}"):
         check_schedule(dataclasses.replace(TrainConfig(), **{key: value}))
