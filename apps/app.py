@@ -314,6 +314,11 @@ class App(abc.ABC):
     def add_arguments(self, parser, command: str) -> None:
         """Options of this app for `command` ("evaluate", "predict"), beside the shared ones."""
 
+    def options_give_inputs(self, options: dict) -> bool:
+        """Whether `predict`'s own options (those of `add_arguments`) say what to predict, so that
+        the command line reads no inputs from standard input."""
+        return False
+
     def search_space(self) -> dict:
         """Config keys worth tuning -> values: a list of choices, or {"min", "max", "log"}."""
         return {"train.learning_rate": {"min": 1e-4, "max": 1e-2, "log": True},

@@ -57,6 +57,8 @@ class CharDataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    # One layer of 512 LSTM cells: within 30 minutes on 2 cores (8 epochs of War and Peace, 128
+    # streams), dev bpc 1.7045; 384 cells learned more slowly per epoch (README, "Results").
     embedding_dim: int = 32
     cell: str = choice("lstm", cells.names())
     units: int = 512
@@ -214,6 +216,9 @@ class CharLM(App):
         parser.add_argument("--text", help="with --activations: the UTF-8 text file to run the model over")
         parser.add_argument("--cell", type=int, default=None,
                             help="with --activations: the cell to colour by (default: the best bracket-depth cell)")
+
+    def options_give_inputs(self, options):
+        return options.get("prompt") is not None or bool(options.get("activations"))
 
     @staticmethod
     def generation_options(options: dict) -> dict:

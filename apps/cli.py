@@ -207,9 +207,9 @@ def _read_inputs(path: str) -> list[str]:
 
 def cmd_predict(args, app) -> None:
     inputs = list(args.inputs) + (_read_inputs(args.file) if args.file else [])
-    if not inputs and not args.file and not sys.stdin.isatty():  # `echo "a fine film" | rnnapps predict RUN`
-        inputs = _read_inputs("-")
     options = _app_options(app, args)
+    if not (inputs or args.file or app.options_give_inputs(options) or sys.stdin.isatty()):
+        inputs = _read_inputs("-")  # `echo "a fine film" | rnnapps predict RUN`
     if os.path.exists(os.path.join(args.run, "config.yaml")):
         if args.runtime:
             raise UsageError(f"--runtime needs an export directory (rnnapps export); {args.run} is a run directory")
