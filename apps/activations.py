@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from apps.config import ConfigError
 from apps.rundir import atomic_write_bytes
 from pipelines.char_text import Document
 
@@ -143,7 +144,7 @@ def view(generator, document: Document, out_dir: pathlib.Path, cell: int | None 
     if cell is None:
         cell = next(iter(ranking.get("bracket_depth", []) or next(iter(ranking.values()), [(0, 0.0)])))[0]
     if not 0 <= cell < values.shape[1]:
-        raise ValueError(f"--cell must be in [0, {values.shape[1] - 1}], received {cell}")
+        raise ConfigError(f"--cell must be in [0, {values.shape[1] - 1}], received {cell}")
     title = f"cell {cell} of {values.shape[1]} on {document.where}"
     out_dir.mkdir(parents=True, exist_ok=True)
     page, image = out_dir / "activations.html", out_dir / "activations.png"

@@ -15,7 +15,7 @@ import yaml
 
 from apps.charlm import CharLM, CharLMConfig, Generator, generate_numpy
 from apps.cli import main
-from apps.config import replace
+from apps.config import ConfigError, replace
 from pipelines.char_preprocessor import unigram_entropy
 from pipelines.errors import DataError
 from pipelines.synthetic_code import generate
@@ -157,6 +157,8 @@ def test_cells_track_bracket_depth_and_the_page_colours_each_character(trained, 
     assert other["cell"] == 3
     with pytest.raises(DataError, match="needs --text"):
         APP.predict(run, [], activations=True)
+    with pytest.raises(ConfigError, match=r"--cell must be in \[0, 63\], received 64"):
+        APP.predict(run, [], activations=True, text=str(tmp_path / "code.txt"), cell=64)
 
 
 def _cli(*argv):
