@@ -49,10 +49,14 @@ from export.assets import file_sha256, read_assets, write_assets
 from export.onnx import export_onnx
 from export.parity import write_report
 from export.savedmodel import export_savedmodel
+from export.stderr import quiet, silenced_stderr
 from export.tflite import export_tflite
+from pipelines import subwords
 from pipelines.errors import DataError
 from pipelines.sources import complete_splits, parse_source
 from pipelines.tfds_source import split_names
+
+subwords.TOKENIZER_CREATION = lambda: silenced_stderr(quiet())
 
 
 @dataclasses.dataclass

@@ -124,16 +124,14 @@ class DevPlateau(keras.callbacks.Callback):
         if epoch + 1 >= self.params.get("epochs", 0):  # nothing to change after the last epoch
             return
         factor = self.lr_decay if epoch + 1 >= self.lr_decay_start else 1.0
-        if wait and self.lr_patience and wait % self.lr_patience == 0:
+        cut = bool(wait and self.lr_patience and wait % self.lr_patience == 0)
+        if cut:
             factor *= self.lr_factor
-            self.pending = f"{self.monitor} has not improved for {wait} epochs: learning rate "
         lowered = max(logs["learning_rate"] * factor, self.min_learning_rate)
         if lowered < logs["learning_rate"]:
             learning_rate.assign(lowered)
-            if self.pending:
-                self.pending += f"{lowered:.3g}"
-        else:
-            self.pending = None
+            if cut:
+                self.pending = f"{self.monitor} has not improved for {wait} epochs: learning rate {lowered:.3g}"
 
     def on_epoch_begin(self, epoch, logs=None):
         self._say()

@@ -25,12 +25,13 @@ from apps import activations
 from apps.char_generation import Generator, generate_numpy
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, RegularizationConfig, TrainConfig, choice, replace
-from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
+from apps.encoders import EMBEDDING_SEED, ENCODER_SEED, encoder_implementation
 from apps.training import Progress
 from export.runtimes import load_runner
 from layers import cells
 from layers.bits_per_character import BitsPerCharacter
-from layers.carried_state import CarriedState
+from layers.recurrent_stack import fusable_options
+from layers.char_language_model import char_language_model
 from pipelines import synthetic_code
 from pipelines.char_preprocessor import CharPreprocessor
 from pipelines.char_text import Document, complete_text_splits, find_text_splits, read_text
@@ -165,14 +166,11 @@ class CharLM(App):
         a recurrent stack whose states carry over from one batch to the next (`CarriedState`),
         dense softmax layer."""
         m, reg = config.model, config.regularization
-        tokens = keras.Input((None,), dtype="int32", name="tokens")
-        reset = keras.Input((), dtype="bool", name="reset")
-        x = token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(tokens)
-        stack = recurrent_encoder(m.cell, [m.units] * m.num_layers, reg, config.seed, name="recurrent",
-                                  return_sequences=True, return_state=True)
-        x = CarriedState(stack, config.data.batch_size, name="carried_state")(x, reset)
-        logits = keras.layers.Dense(m.vocab_size, name="logits")(x)
-        return keras.Model({"tokens": tokens, "reset": reset}, logits, name=self.name)
+        return char_language_model(m.vocab_size, [m.units] * m.num_layers, config.data.batch_size, m.cell,
+                                   m.embedding_dim, cell_options=fusable_options(m.cell),
+                                   seed=config.seed + ENCODER_SEED, embedding_dropout=reg.embedding_dropout,
+                                   embedding_seed=config.seed + EMBEDDING_SEED, prefer_fused=True, name=self.name,
+                                   **reg.stack_options())
 
     def loss_and_metrics(self, config):
         return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
@@ -222,7 +220,7 @@ class CharLM(App):
 
     @staticmethod
     def generation_options(options: dict) -> dict:
-        o = {k: options.get(k, v) if options.get(k) is not None else v for k, v in GENERATION_DEFAULTS.items()}
+        o = {k: v if options.get(k) is None else options[k] for k, v in GENERATION_DEFAULTS.items()}
         if o["length"] < 1:
             raise ConfigError(f"--length must be positive, received {o['length']}")
         if o["temperature"] < 0 or o["top_k"] < 0:

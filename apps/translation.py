@@ -46,7 +46,6 @@ from pipelines.vocabulary import PAD_ID
 BEAM_FILE = "model_beam.onnx"
 
 
-
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(PretrainedEmbeddings):
     embedding_dim: int = 64
@@ -146,14 +145,14 @@ class Translation(App):
     monitor = ("val_loss", "min")
     history_metrics = ("loss",)
     synthetic_size, synthetic_held_out = 6000, 10
+    demo_inputs = ("the big dog chases the cats", "the cats near the old horse see the bird",
+                   "the happy frogs follow the lazy fox")
 
     def demo_config(self):
         """The built-in language pair is a word-for-word code with no casing or punctuation to
         restore: the demo trains on words, in smaller batches and longer than the real-data
         defaults (about 70 s on 2 cores)."""
         return replace(self.config_class(), **{"data.tokenizer": "words", "data.batch_size": 64, "train.epochs": 12})
-    demo_inputs = ("the big dog chases the cats", "the cats near the old horse see the bird",
-                   "the happy frogs follow the lazy fox")
 
     # --- sources -------------------------------------------------------------------------------
 

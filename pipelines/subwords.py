@@ -19,12 +19,16 @@ when its side is lowercased.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from collections.abc import Iterable, Sequence
 
 from pipelines.errors import DataError
 from pipelines.vocabulary import OOV_ID, OOV_TOKEN, PAD_ID, PAD_TOKEN, Vocabulary
 
+# What the TensorFlow tokenizer is created in: the apps silence the op's C++ log line there
+# (`export.stderr`, which pipelines does not import).
+TOKENIZER_CREATION = contextlib.nullcontext
 SPACE = "\u2581"  # "▁", SentencePiece's mark of a preceding space
 MARKERS = ("[BOS]", "[EOS]")  # the reserved ids 2 and 3 of a target side
 
@@ -73,9 +77,7 @@ class Subwords:
             import tensorflow as tf
             import tensorflow_text as tf_text
 
-            from export.stderr import quiet, silenced_stderr
-
-            with silenced_stderr(quiet()):  # the op's C++ "normalizer.cc ... LOG(INFO)" line
+            with TOKENIZER_CREATION():  # the op's C++ "normalizer.cc ... LOG(INFO)" line
                 self._tf_tokenizer = tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
         return self._tf_tokenizer
 

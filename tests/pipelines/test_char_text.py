@@ -41,7 +41,7 @@ def test_split_files_and_splits_cut_from_the_end(tmp_path):
     with pytest.raises(DataError, match="has no test.txt"):
         find_text_splits(str(tmp_path), required="test")
     with pytest.raises(DataError, match="has no train.txt"):
-        find_text_splits(str(tmp_path / "valid.txt").replace("valid.txt", "") + "nowhere")
+        find_text_splits(str(tmp_path / "nowhere"))
     splits, note = complete_text_splits({"train": [Document("x" * 80 + "y" * 10 + "z" * 10, "t.txt")]},
                                         {"train": "t.txt"}, 0.1, 0.1)
     assert [d.text for d in splits["train"]] == ["x" * 80]
