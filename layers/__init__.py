@@ -22,3 +22,4 @@ from layers.masked_cross_entropy import MaskedCrossEntropy  # noqa: E402, F401
 from layers.masked_pooling import MaskedPooling  # noqa: E402, F401
 from layers.recurrent import Recurrent  # noqa: E402, F401
 from layers.recurrent_stack import RecurrentStack  # noqa: E402, F401
+from layers.strided_conv import MaskedStridedConv1D  # noqa: E402, F401
