@@ -299,8 +299,8 @@ class Speech(App):
         def spec(frames=None, batch=None):
             return [tf.TensorSpec([batch, frames, p.settings.num_features], tf.float32, name="features")]
 
-        features_in = (f"float32 (batch, frames, {p.settings.num_features}): assets features settings, "
-                       "frames past each utterance zero")
+        features_in = (f"float32 (batch, frames, {p.settings.num_features}): assets features settings, the "
+                       "last one 1 on the utterance's frames, frames past it all zero")
         out = "probabilities float32 (batch, classes), in the order of labels"
         return ExportTargets(
             {"serving_default": serving.classify.get_concrete_function(),

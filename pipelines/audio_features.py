@@ -7,8 +7,9 @@
 
 An utterance of n samples has `frame_count(n)` frames, every one of them inside the utterance
 (the first frame at sample 0, no padding at the end); utterances shorter than two frames are
-padded with silence to two. In a batch, the frames past a row's count are padding: all zeros,
-which the model's `Masking` layer skips.
+padded with silence to two. A last feature is 1 on every frame of the utterance: in a batch, the
+frames past a row's count are padding, all zeros, which the model's `Masking` layer skips (the
+spectral features alone can be all zero on a real frame: normalised silence or a steady tone).
 
 The TensorFlow side (`tf_features`, in tf.data and in the SavedModel's graph) and the NumPy side
 (`numpy_features`, for runtimes without TensorFlow) use the same filterbank and DCT matrices,
@@ -64,7 +65,8 @@ class FeatureSettings:
 
     @property
     def num_features(self) -> int:
-        return self.num_mfccs or self.num_mel_bins
+        """Per frame: the spectral features and the frame's validity flag (1)."""
+        return (self.num_mfccs or self.num_mel_bins) + 1
 
     @property
     def min_samples(self) -> int:
@@ -115,7 +117,8 @@ def hann_window(length: int) -> np.ndarray:
 
 def tf_features(waveforms, lengths, s: FeatureSettings, max_frames: int | None = None):
     """(batch, samples) float32 waveforms, right-padded, and their lengths -> (features (batch,
-    frames, num_features) float32 with padding frames zero, frame counts (batch,) int32);
+    frames, num_features) float32, the last one 1 and padding frames zero, frame counts (batch,)
+    int32);
     `max_frames` keeps each utterance's first frames."""
     import tensorflow as tf
 
@@ -137,7 +140,7 @@ def tf_features(waveforms, lengths, s: FeatureSettings, max_frames: int | None =
         mean = tf.reduce_sum(x * mask, axis=1, keepdims=True) / n
         variance = tf.reduce_sum(((x - mean) * mask) ** 2, axis=1, keepdims=True) / n
         x = (x - mean) * tf.math.rsqrt(variance + NORM_EPSILON)
-    return x * mask, counts
+    return tf.concat([x, tf.ones_like(x[..., :1])], axis=-1) * mask, counts
 
 
 def numpy_features(waveforms, s: FeatureSettings, max_frames: int | None = None,
@@ -158,7 +161,7 @@ def numpy_features(waveforms, s: FeatureSettings, max_frames: int | None = None,
             x = x @ dct_matrix(s)
         if s.normalize:
             x = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + NORM_EPSILON)
-        rows.append(x.astype(np.float32))
+        rows.append(np.concatenate([x, np.ones_like(x[:, :1])], axis=1).astype(np.float32))
     counts = np.array([len(r) for r in rows], np.int32)
     length = length or max(counts, default=1)
     out = np.zeros((len(rows), length, s.num_features), np.float32)

@@ -4,9 +4,9 @@ Features are computed once per utterance in the tf.data pipeline (`pipelines/aud
 and cached; training then draws SpecAugment-style masks (Park et al., 2019,
 https://arxiv.org/abs/1904.08779) on the cached features: `spec_time_masks` spans of up to
 `spec_time_mask_frames` frames (at most a fifth of the utterance each) and `spec_freq_masks`
-bands of up to `spec_freq_mask_bins` features, set to 0, the mean of a normalised feature. A
-time-masked frame is all zeros, the padding value: the model's `Masking` layer skips it, so a
-time mask takes frames out of the utterance. Batches are bucketed by frame count.
+bands of up to `spec_freq_mask_bins` features, set to 0, the mean of a normalised feature (the
+frame's validity flag stays 1: a masked frame is still a frame). Batches are bucketed by frame
+count.
 
 `data` is the app's data config: `sample_rate`, `frame_ms`, `step_ms`, `num_mel_bins`,
 `num_mfccs`, `lower_hz`, `upper_hz`, `normalize`, the `spec_*` settings, `max_length` (frames;
@@ -38,17 +38,19 @@ def feature_settings(data) -> FeatureSettings:
 
 
 def spec_augment(features, time_masks: int, time_width: int, freq_masks: int, freq_width: int):
-    """Zeroes random spans of frames and bands of features of one utterance (frames, features)."""
-    frames, bins = tf.shape(features)[0], tf.shape(features)[1]
+    """Zeroes random spans of frames and bands of features of one utterance (frames, features),
+    the last feature (the frame's validity flag) left as it is."""
+    x, flag = features[:, :-1], features[:, -1:]
+    frames, bins = tf.shape(x)[0], tf.shape(x)[1]
     for count, width, size, axis in ((time_masks, time_width, frames, 0), (freq_masks, freq_width, bins, 1)):
         limit = tf.minimum(width, size // 5) if axis == 0 else tf.minimum(width, size)
         positions = tf.range(size)
         for _ in range(count):
             w = tf.random.uniform([], 0, limit + 1, tf.int32)
             start = tf.random.uniform([], 0, tf.maximum(size - w, 0) + 1, tf.int32)
-            keep = tf.cast((positions < start) | (positions >= start + w), features.dtype)
-            features = features * (keep[:, None] if axis == 0 else keep[None, :])
-    return features
+            keep = tf.cast((positions < start) | (positions >= start + w), x.dtype)
+            x = x * (keep[:, None] if axis == 0 else keep[None, :])
+    return tf.concat([x, flag], axis=-1)
 
 
 class SpeechPreprocessor:
@@ -63,7 +65,7 @@ class SpeechPreprocessor:
     >>> p = SpeechPreprocessor(data)
     >>> p.fit([S(samples=np.zeros(8000, np.float32), label="yes", where="a.wav"),
     ...        S(samples=np.zeros(4000, np.float32), label="no", where="b.wav")])
-    {'max_length': 98, 'num_classes': 2, 'num_features': 20}
+    {'max_length': 98, 'num_classes': 2, 'num_features': 21}
     """
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
@@ -116,7 +118,7 @@ class SpeechPreprocessor:
         d = self.data
         labels = self.label_ids(utterances)
         lengths = np.array([u.samples.size for u in utterances], np.int64)
-        samples = np.concatenate([u.samples for u in utterances]) if utterances else np.zeros(0, np.float32)
+        samples = np.concatenate([u.samples for u in utterances] or [[]]).astype(np.float32)
         waveforms = tf.RaggedTensor.from_row_lengths(samples, lengths)
         ds = tf.data.Dataset.from_tensor_slices((waveforms, np.array(labels, np.int32)))
 
