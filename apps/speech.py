@@ -316,8 +316,8 @@ class Speech(App):
                    "model.tflite": f"the same at (1, {p.max_length}, {p.settings.num_features})"})
 
     def check_export(self, fmt, loaded, serving, out):
-        """Once per export: the NumPy features (what ONNX and TFLite are fed) against TensorFlow's."""
-        if fmt != self.formats[0]:
+        """For ONNX and TFLite: the NumPy features they are fed against TensorFlow's."""
+        if fmt not in ("onnx", "tflite"):
             return {}
         p = loaded.preprocessor
         waveforms = self._sample_waveforms(loaded)
@@ -326,7 +326,7 @@ class Speech(App):
         diff = float(np.abs(got - expected.numpy()).max())
         if diff > FEATURE_ATOL or not np.array_equal(got_counts, counts.numpy()):
             raise ExportError(f"the NumPy features differ from TensorFlow's by {diff:.2g} (more than {FEATURE_ATOL})")
-        return {"features_numpy": {"max_abs_diff": diff, "atol": FEATURE_ATOL, "utterances": len(waveforms)}}
+        return {f"{fmt}_numpy_features": {"max_abs_diff": diff, "atol": FEATURE_ATOL, "utterances": len(waveforms)}}
 
     def predict_exported(self, export_dir, assets, runtime, inputs, **options):
         paths = wav_inputs(inputs)
