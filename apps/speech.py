@@ -155,8 +155,8 @@ class Speech(App):
 
         folder = os.path.join(tempfile.gettempdir(), "rnnapps-speech-demo")
         os.makedirs(folder, exist_ok=True)
-        paths = []
-        for i, utterance in enumerate(synthetic_speech.generate(2, seed=10**6)):
+        paths, words = [], {u.label: u for u in synthetic_speech.generate(12, seed=10**6)}
+        for i, utterance in enumerate(list(words.values())[:2]):  # two different words
             path = os.path.join(folder, f"{utterance.label}_demo_{i}.wav")
             if not os.path.exists(path):
                 tmp = f"{path}.{os.getpid()}.tmp"

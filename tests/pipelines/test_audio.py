@@ -126,7 +126,7 @@ def test_bad_layouts_name_the_folder(tmp_path):
     wav = pcm_bytes(tone(440, 0.1), 2)
     with pytest.raises(DataError, match="has no train/ folder"):
         find_wav_splits(_layout(tmp_path / "a", {"dev/yes/1.wav": wav}), "folder")
-    root = _layout(tmp_path / "b", {"train/yes/1.wav": wav})
+    _layout(tmp_path / "b", {"train/yes/1.wav": wav})
     (tmp_path / "b" / "train" / "no").mkdir()
     with pytest.raises(DataError, match=r"train/no holds no \.wav files"):
         read_split(str(tmp_path / "b" / "train"), "folder", RATE)
