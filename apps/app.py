@@ -216,8 +216,9 @@ class App(abc.ABC):
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def train(self, config, out, strategy: str = "default", callbacks=()) -> dict:
-        """Trains into the run directory `out` (resuming it if unfinished); returns test metrics."""
+    def train(self, config, out, strategy: str = "default", callbacks=(), score_test: bool = True) -> dict:
+        """Trains into the run directory `out` (resuming it if unfinished); returns test metrics
+        (none without `score_test`: tuning trials never look at test)."""
         check_schedule(config.train)
         keras.utils.set_random_seed(config.seed)
         splits, origin = self.load_splits(config)
@@ -250,8 +251,10 @@ class App(abc.ABC):
         if importlib.util.find_spec("tensorboard") is not None:
             with tf.summary.create_file_writer(str(run.logs / "images")).as_default():
                 self.summarize(loaded, step=config.train.epochs)
-        metrics = self.score(loaded, splits["test"])
-        atomic_write_json(run.metrics("test"), metrics)
+        metrics = {}
+        if score_test:
+            metrics = self.score(loaded, splits["test"])
+            atomic_write_json(run.metrics("test"), metrics)
         save_model_atomic(model, run.model)  # last: its presence marks the run as finished
         run.release()
         return metrics

@@ -81,13 +81,25 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
     if app is not None and app_command == "predict":
         app.add_arguments(p, "predict")
 
-    p = sub.add_parser("tune", parents=[common], formatter_class=fmt, help="hyperparameter search (not available yet)")
+    p = sub.add_parser("tune", parents=[common], formatter_class=fmt,
+                       help="hyperparameter search with keras-tuner on the dev split")
     p.add_argument("app", choices=list(APPS), help="the app to tune")
-    p.add_argument("--data", help="data source")
-    p.add_argument("--out", help="tuning directory")
+    p.add_argument("--data", help="data source (default: the config's)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="base config YAML (repeatable)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="base config override (repeatable)")
+    p.add_argument("--epochs", type=int, help="train.epochs of every trial (hyperband: the most)")
+    p.add_argument("--out", required=True, help="tuning directory (the same command resumes it)")
     p.add_argument("--max-trials", type=int, default=10, help="trials (default: 10)")
     p.add_argument("--algorithm", default="random", choices=["random", "bayesian", "hyperband"],
                    help="search algorithm (default: random)")
+    p.add_argument("--objective", help="the dev metric to optimise, e.g. val_loss (default: the app's, "
+                                       "`rnnapps list` names it)")
+    p.add_argument("--space", metavar="FILE", help="YAML: config keys -> [choices] or {min, max, log}, added to "
+                                                   "or replacing the app's space (null: leave a key out)")
+    p.add_argument("--chief", metavar="HOST:PORT", help="distributed: serve the search to workers")
+    p.add_argument("--worker", metavar="HOST:PORT", help="distributed: run trials for the chief at HOST:PORT")
+    p.add_argument("--worker-id", help="distributed: this worker's name (default: its process id)")
 
     p = sub.add_parser("export", parents=[common], formatter_class=fmt, help="export a run for serving")
     p.add_argument("run", help="a finished run directory")
@@ -227,7 +239,17 @@ def cmd_predict(args, app) -> None:
 
 
 def cmd_tune(args, app) -> None:
-    raise UsageError("tune is not available yet: hyperparameter search with keras-tuner is still to be built")
+    from apps.config import load_config
+    from apps.tuning import tune
+
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.source={args.data}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    base = load_config(app.config_class, files=args.config, overrides=overrides)
+    tune(app, base, args.out, max_trials=args.max_trials, algorithm=args.algorithm, objective=args.objective,
+         space_file=args.space, chief=args.chief, worker=args.worker, worker_id=args.worker_id)
 
 
 def cmd_export(args, app) -> None:

@@ -137,9 +137,9 @@ def test_bad_input_is_one_clear_line_and_leaves_no_run(tmp_path, capsys, files, 
     assert not run.exists()
 
 
-def test_not_available_yet_commands_say_so(tmp_path, capsys):
-    assert main(["tune", "sentiment"]) == 1
-    assert "tune is not available yet" in capsys.readouterr().err
+def test_commands_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    assert main(["tune", "sentiment", "--out", str(tmp_path / "t"), "--objective", "accuracy"]) == 1
+    assert "--objective must be a dev metric (val_...)" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "e")]) == 1
     assert "is not a run directory (no config.yaml)" in capsys.readouterr().err
 

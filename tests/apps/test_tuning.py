@@ -1,0 +1,164 @@
+"""`rnnapps tune`: a search writes its results and best.yaml reproduces the best trial; failed
+trials are recorded; a killed search resumes; a chief and a worker share one search. Every
+process runs on 127.0.0.1, bounded in time, and is stopped."""
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from apps.config import ConfigError, load_config
+from apps.registry import get_app
+from apps.tuning import load_space, tune
+
+APP = get_app("sentiment")
+SMALL = ["data.source=synthetic?size=120", "data.batch_size=16", "model.embedding_dim=8", "train.epochs=2",
+         "train.early_stopping_patience=0"]
+CLI = [sys.executable, "-c", "from apps.cli import main; raise SystemExit(main())"]
+
+
+def space_file(path, keep: dict) -> str:
+    """A --space file that searches only `keep` (the app's other keys set to null)."""
+    path.write_text(yaml.safe_dump({**{k: None for k in APP.search_space()}, **keep}))
+    return str(path)
+
+
+def history(run) -> list[dict]:
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_random_search_writes_results_and_best_yaml_reproduces_the_best_trial(tmp_path):
+    base = load_config(APP.config_class, overrides=SMALL)
+    space = space_file(tmp_path / "space.yaml", {"model.units": [4, 8],
+                                                 "train.learning_rate": {"min": 1e-3, "max": 1e-2, "log": True}})
+    out = tmp_path / "search"
+    rows = tune(APP, base, out, max_trials=2, space_file=space)
+    assert [r.status for r in rows] == ["COMPLETED", "COMPLETED"]
+    assert rows[0].score >= rows[1].score and {r.values["model.units"] for r in rows} <= {4, 8}
+    with open(out / "trials.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [t["trial"] for t in table] == [r.trial_id for r in rows] and "model.units" in table[0]
+    best = load_config(APP.config_class, files=[out / "best.yaml"])
+    assert best.model.units == rows[0].values["model.units"] and best.train.epochs == 2
+    again = tmp_path / "again"
+    APP.train(best, again)
+    expected = history(out / "trials" / rows[0].trial_id)
+    got = history(again)
+    assert len(got) == len(expected) == 2
+    for e, g in zip(expected, got):
+        assert float(g["val_loss"]) == pytest.approx(float(e["val_loss"]), abs=1e-6)
+        assert float(g["val_accuracy"]) == float(e["val_accuracy"])
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
+    base = load_config(APP.config_class, overrides=SMALL)
+    # naive dropout refuses recurrent dropout: one of the four combinations fails in the layers
+    space = space_file(tmp_path / "space.yaml", {"regularization.dropout_mode": ["variational", "naive"],
+                                                 "regularization.recurrent_dropout": [0.0, 0.25]})
+    rows = tune(APP, base, tmp_path / "search", max_trials=4, space_file=space)
+    failed = [r for r in rows if r.status == "FAILED"]
+    assert len(rows) == 4 and len(failed) == 1
+    assert failed[0].values == {"regularization.dropout_mode": "naive", "regularization.recurrent_dropout": 0.25}
+    assert "recurrent_dropout must be 0 with dropout_mode=naive" in failed[0].message
+    assert rows[-1] is failed[0]  # ranked last
+    assert (tmp_path / "search" / "best.yaml").exists()
+
+
+def test_space_files_are_checked_like_set(tmp_path):
+    for content, message in ((("model.unitz: [4]"), "did you mean 'model.units'"),
+                             ("model.units: [4, 'many']", "choices of one type only"),
+                             ("model.units: ['many']", "expects int"),
+                             ("model.units: []", "empty list"),
+                             ("train.learning_rate: {min: 0.1, max: 0.01}", "min must be below max"),
+                             ("model.pooling: {low: 1}", "a list of choices or")):
+        (tmp_path / "s.yaml").write_text(content)
+        with pytest.raises(ConfigError, match=message):
+            load_space(APP, str(tmp_path / "s.yaml"))
+
+
+def _start(args, log_path, env=None):
+    log = open(log_path, "w")
+    return subprocess.Popen([*CLI, *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            start_new_session=True), log
+
+
+def _stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _wait_for(condition, timeout, processes=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for p in processes:
+            assert p.poll() in (None, 0), f"a process exited with {p.returncode}"
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def _tune_args(tmp_path, out, trials, space):
+    sets = [a for s in SMALL for a in ("--set", s)]
+    return ["tune", "sentiment", "--out", str(out), "--max-trials", str(trials), "--space", space, *sets]
+
+
+def test_a_killed_search_resumes_instead_of_restarting(tmp_path):
+    space = space_file(tmp_path / "space.yaml", {"model.units": [4, 6, 8]})
+    out = tmp_path / "search"
+    args = _tune_args(tmp_path, out, 3, space)
+    process, log = _start(args, tmp_path / "first.log")
+    try:  # killed once the first trial is finished and the second has started
+        _wait_for(lambda: (out / "trials" / "0" / "model.keras").exists() and (out / "trials" / "1").exists(),
+                  240, [process])
+    finally:
+        _stop(process)
+        log.close()
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(id 0)" not in result.stderr and "(id 1)" in result.stderr  # trial 0 is not run again
+    with open(out / "trials.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert sorted(t["trial"] for t in table) == ["0", "1", "2"] and {t["status"] for t in table} == {"COMPLETED"}
+    assert sorted(t["model.units"] for t in table) == ["4", "6", "8"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_chief_and_a_worker_complete_one_search_together(tmp_path):
+    space = space_file(tmp_path / "space.yaml", {"model.units": [4, 5, 6, 7]})
+    address = f"127.0.0.1:{_free_port()}"
+    chief, chief_log = _start([*_tune_args(tmp_path, tmp_path / "chief", 4, space), "--chief", address],
+                              tmp_path / "chief.log")
+    worker, worker_log = _start([*_tune_args(tmp_path, tmp_path / "worker", 4, space), "--worker", address,
+                                 "--worker-id", "1"], tmp_path / "worker.log")
+    try:
+        assert worker.wait(timeout=400) == 0, (tmp_path / "worker.log").read_text()[-2000:]
+        assert chief.wait(timeout=120) == 0, (tmp_path / "chief.log").read_text()[-2000:]
+    finally:
+        for p in (chief, worker):
+            _stop(p)
+        chief_log.close()
+        worker_log.close()
+    runs = sorted(p.name for p in (tmp_path / "worker" / "trials").iterdir())
+    assert len(runs) == 4 and all((tmp_path / "worker" / "trials" / r / "model.keras").exists() for r in runs)
+    assert not (tmp_path / "chief" / "trials").exists()  # the chief trains nothing
+    trained = [line for line in (tmp_path / "worker.log").read_text().splitlines() if "(id " in line]
+    assert len(trained) == 4  # each trial exactly once
+    best = load_config(APP.config_class, files=[tmp_path / "chief" / "best.yaml"])
+    units = {int(t["model.units"]): float(t["val_accuracy"]) for t in csv.DictReader(open(tmp_path / "chief" / "trials.csv"))}
+    assert sorted(units) == [4, 5, 6, 7] and units[best.model.units] == max(units.values())
+    assert np.isfinite(list(units.values())).all()
