@@ -42,7 +42,7 @@ import tensorflow as tf
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
 from apps.plots import plot_history
-from apps.training import Progress, check_schedule, fit_run, log, make_optimizer, make_strategy
+from apps.training import Progress, check_schedule, fit_run, log, make_optimizer, make_strategy, split_cpu
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets
@@ -220,6 +220,7 @@ class App(abc.ABC):
         """Trains into the run directory `out` (resuming it if unfinished); returns test metrics
         (none without `score_test`: tuning trials never look at test)."""
         check_schedule(config.train)
+        split_cpu(config.train.cpu_devices)  # before anything starts TensorFlow's runtime
         keras.utils.set_random_seed(config.seed)
         splits, origin = self.load_splits(config)
         config = replace(config, **{"data.splits": origin})

@@ -86,6 +86,9 @@ class TrainConfig:
     clip_warmup: int = 20  # adaptive: steps before the running average is used
     clip_multiplier: float = 1.0  # adaptive: threshold = multiplier x running average norm
     shuffle_buffer: int = 20000
+    # --strategy mirrored without GPUs: split the CPU into this many logical devices, one replica
+    # each (to test distributed training on one machine; no speed-up). 0: the real devices.
+    cpu_devices: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +221,8 @@ def _set(values: dict, cls, key: str, raw: str) -> None:
             # Strings are taken as typed; everything else is parsed as a YAML scalar.
             wanted = hints[part]
             is_str = wanted is str or str in typing.get_args(wanted)
-            if is_str and raw.lower() not in ("null", "none", "~"):
+            nullable = type(None) in typing.get_args(wanted)
+            if is_str and not (nullable and raw.lower() in ("null", "none", "~")):  # train.clipping=none
                 node[part] = raw
             else:
                 try:

@@ -23,13 +23,32 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 warnings.filterwarnings("ignore", message="Your input ran out of data")
 
 
+def split_cpu(devices: int) -> None:
+    """Makes the CPU `devices` logical devices (`train.cpu_devices`); TensorFlow allows it only
+    before its runtime starts, so `App.train` calls it first."""
+    if devices < 0:
+        raise ConfigError(f"train.cpu_devices must be at least 0, received {devices}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = tf.config.get_logical_device_configuration(cpu)  # neither starts the runtime
+    if devices in (0, 1) or len(configured or ()) == devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError:
+        raise ConfigError(f"train.cpu_devices={devices}: TensorFlow has already started with "
+                          f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s) in this process; set it "
+                          "on the command line (rnnapps train ... --set train.cpu_devices=N)") from None
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`default` (one device), `mirrored` (all local GPUs, or the CPU) or `multiworker`
-    (TF_CONFIG names the cluster; without it, one worker)."""
+    """`default` (one device), `mirrored` (all local GPUs, else every logical CPU device: see
+    `split_cpu`) or `multiworker` (TF_CONFIG names the cluster; without it, one worker)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"--strategy must be one of {STRATEGIES}, received {name!r}")

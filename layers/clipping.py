@@ -81,10 +81,11 @@ class GradientGuard:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
+            grads = self._summed_over_replicas(grads)
             if not strategy_supports_no_merge_call():
                 # A strategy whose update is a merge_call cannot run it inside a cond in the
                 # replica context: decide in the cross-replica context (as Keras's
-                # LossScaleOptimizer does). The gradients are all-reduced: every replica agrees.
+                # LossScaleOptimizer does). The gradients are summed: every replica agrees.
                 def cross_replica(distribution, grads, variables):
                     finite = distribution.experimental_local_results(
                         distribution.extended.call_for_each_replica(self._finite, args=(grads,)))[0]
@@ -97,6 +98,38 @@ class GradientGuard:
                 return
         ops.cond(self._finite(grads), lambda: self._take_step(grads, trainable_variables), self._skip_step)
 
+    def _summed_over_replicas(self, grads):
+        """Under a strategy with several replicas, each replica's gradients are its part of the
+        batch's: the norm, the clipping and the finite check must see their sum, the batch's
+        gradient, so that every replica takes the same decision and the threshold is one value.
+        (`_scale_for_apply` then divides by the replica count, because Keras sums the gradients
+        over the replicas again in `apply`: the update is the batch gradient's, as on one device.)"""
+        import tensorflow as tf
+
+        if self._replicas() == 1:
+            return grads
+        context = tf.distribute.get_replica_context()
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        out = list(grads)
+        for i, g in zip(present, summed):
+            out[i] = g
+        return out
+
+    @staticmethod
+    def _replicas() -> int:
+        if keras.backend.backend() != "tensorflow":
+            return 1
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        return context.num_replicas_in_sync if context is not None else 1
+
+    def _scale_for_apply(self, grads, scale):
+        """The clipped gradients as `super().apply` should get them (see `_summed_over_replicas`)."""
+        divisor = float(self._replicas())
+        return [None if g is None else g * ops.cast(scale / divisor, g.dtype) for g in grads]
+
     @staticmethod
     def global_norm(grads):
         return ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None))
@@ -108,7 +141,7 @@ class GradientGuard:
         norm = self.global_norm(grads)
         threshold = self.current_threshold()
         scale = ops.minimum(1.0, threshold / ops.maximum(norm, 1e-12))
-        super().apply([None if g is None else g * ops.cast(scale, g.dtype) for g in grads], trainable_variables)
+        super().apply(self._scale_for_apply(grads, scale), trainable_variables)
         self.last_norm.assign(norm)
         self.threshold.assign(threshold)
         self.average_norm.assign(self.clip_decay * self.average_norm

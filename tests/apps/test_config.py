@@ -15,6 +15,7 @@ def test_defaults_files_then_overrides(tmp_path):
     assert config.model.pooling == "max"
     assert config.train.epochs == 3  # --set beats files
     assert config.data.max_length is None
+    assert load_config(SentimentConfig, overrides=["train.clipping=none"]).train.clipping == "none"  # a choice
     assert config.data.source == "synthetic?size=50"
     assert config.train.learning_rate == SentimentConfig().train.learning_rate
 
