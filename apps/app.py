@@ -42,7 +42,8 @@ import tensorflow as tf
 from apps.config import ConfigError, replace
 from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_model_atomic
 from apps.plots import plot_history
-from apps.training import Progress, check_schedule, fit_run, log, make_optimizer, make_strategy, split_cpu
+from apps.training import (Progress, check_schedule, fit_run, log, make_optimizer, make_strategy, split_cpu,
+                           worker_directory)
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets
@@ -221,6 +222,7 @@ class App(abc.ABC):
         (none without `score_test`: tuning trials never look at test)."""
         check_schedule(config.train)
         split_cpu(config.train.cpu_devices)  # before anything starts TensorFlow's runtime
+        distribution = make_strategy(strategy)  # before any op: MultiWorkerMirroredStrategy needs it so
         keras.utils.set_random_seed(config.seed)
         splits, origin = self.load_splits(config)
         config = replace(config, **{"data.splits": origin})
@@ -237,11 +239,20 @@ class App(abc.ABC):
         # or test has fails here, not after training.
         datasets = {name: preprocessor.dataset(splits[name], training=name == "train") for name in ("train", "dev")}
         preprocessor.dataset(splits["test"], training=False)
-        with make_strategy(strategy).scope():  # a bad model or optimizer setting fails before the run exists
+        with distribution.scope():  # a bad model or optimizer setting fails before the run exists
             model = self.build_model(config)
             self.start_embeddings(model, config, preprocessor)
             self.compile(model, config)
-        run = RunDir(out)
+        directory, temporary = worker_directory(distribution, out)
+        try:
+            return self._train_into(RunDir(directory), config, model, preprocessor, splits, datasets, callbacks,
+                                    score_test)
+        finally:
+            if temporary:  # a worker other than the chief: its copy goes
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _train_into(self, run, config, model, preprocessor, splits, datasets, callbacks, score_test) -> dict:
+        """The part of `train` that writes: the run directory, fit, plots, test metrics, the model."""
         run.start(config)
         preprocessor.save(run.assets)
         monitor, mode = self.monitor

@@ -136,6 +136,8 @@ class RunDir:
                     f"{self.path} holds an unfinished run with a different config ({details}); "
                     "choose another --out or rerun with the same settings"
                 )
+            for folder in (self.assets, self.checkpoints, self.plots):  # a copy may hold the config only
+                folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config, to_yaml(config))
             return True
         if self.path.exists() and any(self.path.iterdir()):

@@ -4,7 +4,10 @@ the resumable `fit` into a run directory."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 
@@ -52,6 +55,34 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"--strategy must be one of {STRATEGIES}, received {name!r}")
+
+
+def worker_directory(strategy: tf.distribute.Strategy, out) -> tuple[str, bool]:
+    """(the directory this process trains into, whether it is a temporary one).
+
+    Under MultiWorkerMirroredStrategy every worker runs the same steps, checkpoints included,
+    but only the chief (task `chief`, or `worker` 0 when the cluster has no chief) writes the run
+    directory `out`. Another worker trains in a temporary copy of out's config, history and
+    checkpoints, so that after a restart it resumes from the chief's last epoch with the same
+    plateau state (that needs `out` on storage every worker reads), and removes it at the end.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return str(out), False
+    task_type, task_id = resolver.task_type, resolver.task_id
+    cluster = resolver.cluster_spec().as_dict()
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in cluster):
+        return str(out), False
+    copy = tempfile.mkdtemp(prefix=f"rnnapps-{task_type}{task_id}-")
+    source = RunDir(out)
+    if source.config.exists() and not source.complete:
+        for path in (source.config, source.history):
+            if path.exists():
+                shutil.copy2(path, os.path.join(copy, path.name))
+        if source.checkpoints.exists():
+            shutil.copytree(source.checkpoints, os.path.join(copy, source.checkpoints.name))
+    log(f"{task_type} {task_id}: the chief writes {out}; this worker trains in {copy}")
+    return copy, True
 
 
 def log(message: str) -> None:
@@ -142,6 +173,10 @@ def fit_run(
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
         # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
         all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from apps.internals import build_from_local_batch
+
+        build_from_local_batch(model)
     if start < epochs:
         model.fit(
             train_ds,

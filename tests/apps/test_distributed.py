@@ -42,3 +42,77 @@ def test_mirrored_on_two_cpu_devices_follows_the_default_strategys_losses(tmp_pa
     for d, m in zip(default, mirrored):
         for key in ("loss", "val_loss", "grad_norm"):  # grad_norm: the clipping saw the batch's gradient
             assert m[key] == pytest.approx(d[key], abs=1e-4), (key, d, m)
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start_workers(run, ports, tmp_path, attempt):
+    import os
+
+    args = ["train", "sentiment", "--out", str(run), "--strategy", "multiworker",
+            *[a for s in ("data.source=synthetic?size=96", "data.batch_size=16", "data.bucketing=false",
+                          "model.embedding_dim=8", "model.units=8", "train.epochs=3",
+                          "train.early_stopping_patience=0") for a in ("--set", s)]]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    temporary = tmp_path / f"tmp-{attempt}"  # where worker 1 keeps its copy of the run
+    temporary.mkdir()
+    processes = []
+    for index in range(2):
+        log = open(tmp_path / f"worker{index}-{attempt}.log", "w")
+        env = {**os.environ, "TMPDIR": str(temporary),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append((subprocess.Popen([sys.executable, "-c", "from apps.cli import main; raise SystemExit(main())",
+                                            *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                           start_new_session=True), log))
+    return processes
+
+
+def _stop_all(processes):
+    import os
+    import signal
+
+    for p, log in processes:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=30)
+        log.close()
+
+
+def test_two_workers_train_to_the_end_and_resume_after_a_killed_worker(tmp_path):
+    import time
+
+    run = tmp_path / "run"
+    processes = _start_workers(run, _free_ports(2), tmp_path, 1)
+    try:  # the first epoch checkpointed: kill worker 1, then the chief (blocked in a collective)
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoints" / "last.json").exists():
+            assert time.monotonic() < deadline, (tmp_path / "worker0-1.log").read_text()[-2000:]
+            assert all(p.poll() is None for p, _ in processes), (tmp_path / "worker0-1.log").read_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        _stop_all(processes[1:])
+        _stop_all(processes[:1])
+    assert not (run / "model.keras").exists()
+    epoch = json.loads((run / "checkpoints" / "last.json").read_text())["epoch"]
+    processes = _start_workers(run, _free_ports(2), tmp_path, 2)  # both restarted: they resume
+    try:
+        for index, (p, _) in enumerate(processes):
+            assert p.wait(timeout=300) == 0, (tmp_path / f"worker{index}-2.log").read_text()[-3000:]
+    finally:
+        _stop_all(processes)
+    restarted = (tmp_path / "worker0-2.log").read_text()
+    assert f"Epoch {epoch + 1}/3" not in restarted and "Epoch 3/3" in restarted  # from the checkpoint on
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # each epoch logged once, by the chief
+    assert (run / "model.keras").exists() and (run / "metrics-test.json").exists()
+    assert not any((tmp_path / "tmp-2").iterdir())  # worker 1 removed its copy at the end
