@@ -166,6 +166,10 @@ class CharLM(App):
         a recurrent stack whose states carry over from one batch to the next (`CarriedState`),
         dense softmax layer."""
         m, reg = config.model, config.regularization
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built in the strategy's scope
+            raise ConfigError("charlm trains on one device: each stream's state carries from batch to batch "
+                              "(CarriedState), which replicas splitting the streams do not keep yet; use "
+                              "--strategy default")
         return char_language_model(m.vocab_size, [m.units] * m.num_layers, config.data.batch_size, m.cell,
                                    m.embedding_dim, cell_options=fusable_options(m.cell),
                                    seed=config.seed + ENCODER_SEED, embedding_dropout=reg.embedding_dropout,

@@ -25,17 +25,19 @@ def _has_debug_flag() -> bool:
 
 def build_from_local_batch(model) -> None:
     """Keras 3 (`TensorFlowTrainer._maybe_symbolic_build`, up to at least 3.15) builds a model's
-    metrics under a strategy from a batch it reduces across replicas with `strategy.reduce`,
-    which MultiWorkerMirroredStrategy cannot do with a batch (keras-team/keras#20585: "Attempt to
+    metrics under a strategy, before `fit` or `evaluate`, from a batch it averages across the
+    replicas with `strategy.reduce`. That fails when the batch splits unevenly (MirroredStrategy:
+    "Inputs to operation AddN ... must have the same size and shape", a last batch of 3 on 2
+    replicas) and always under MultiWorkerMirroredStrategy (keras-team/keras#20585: "Attempt to
     convert a value (PerReplica...)"). This model instead builds from its first local replica's
-    batch, which has the same structure; nothing else changes."""
+    part of the batch, which has the same structure; nothing else changes."""
     import tensorflow as tf
     from keras.src.backend.tensorflow import trainer
 
     original = trainer.TensorFlowTrainer._maybe_symbolic_build
 
     def build(iterator=None, data_batch=None):
-        if iterator is not None and isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if iterator is not None:
             for _, _, it in iterator:
                 batch = next(it)
                 data_batch = tf.nest.map_structure(
@@ -46,7 +48,8 @@ def build_from_local_batch(model) -> None:
         return original(model, iterator=iterator, data_batch=data_batch)
 
     model._maybe_symbolic_build = build
-    _patch_scalar_mean()
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _patch_scalar_mean()
 
 
 def _patch_scalar_mean() -> None:

@@ -20,6 +20,7 @@ from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+_STRATEGIES: dict = {}  # made by make_strategy, reused
 
 # Bucketed datasets have no known length, and Keras warns that they "ran out of data" at the
 # end of every first pass; for them that is the normal end of an epoch.
@@ -48,12 +49,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     `split_cpu`) or `multiworker` (TF_CONFIG names the cluster; without it, one worker)."""
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    # One strategy object per process: two MirroredStrategy objects over the same devices number
+    # their collective ops alike, and the second one's all-reduces meet the first one's ("Shape
+    # mismatch in the collective instance 100"); MultiWorkerMirroredStrategy may be made once.
+    if name not in _STRATEGIES:
+        if name == "mirrored":
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            _STRATEGIES[name] = tf.distribute.MirroredStrategy([d.name for d in devices])
+        elif name == "multiworker":
+            _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+    if name in _STRATEGIES:
+        return _STRATEGIES[name]
     raise ValueError(f"--strategy must be one of {STRATEGIES}, received {name!r}")
 
 
@@ -173,10 +179,10 @@ def fit_run(
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
         # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
         all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
-    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if model.distribute_strategy is not tf.distribute.get_strategy():  # built under a strategy
         from apps.internals import build_from_local_batch
 
-        build_from_local_batch(model)
+        build_from_local_batch(model)  # fit and evaluate under a strategy (see its docstring)
     if start < epochs:
         model.fit(
             train_ds,

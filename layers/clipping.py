@@ -21,6 +21,19 @@ from layers.internals import optimizer_trainable_variables, strategy_supports_no
 MODES = ("none", "global_norm", "adaptive")
 
 
+def _summed_rows(gradient):
+    """A sparse gradient (an embedding's `tf.IndexedSlices`: one row per token of the batch) with
+    the rows of a repeated index summed, so that its norm is the dense gradient's (the norm of
+    the rows as they come counts a word seen twice as two half-size updates)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            unique, position = tf.unique(gradient.indices)
+            return tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(unique)[0])
+    return gradient
+
+
 class GradientGuard:
     """Mixin for a `keras.optimizers.Optimizer`: every step measures the global gradient norm,
     skips the step entirely (no variable, slot or iteration changes) when it is not finite,
@@ -110,7 +123,9 @@ class GradientGuard:
             return grads
         context = tf.distribute.get_replica_context()
         present = [i for i, g in enumerate(grads) if g is not None]
-        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        # Sparse gradients (an embedding's) hold as many rows as the replica's batch has tokens,
+        # which differ between replicas: summed as dense tensors.
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in present])
         out = list(grads)
         for i, g in zip(present, summed):
             out[i] = g
@@ -132,7 +147,7 @@ class GradientGuard:
 
     @staticmethod
     def global_norm(grads):
-        return ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None))
+        return ops.sqrt(sum(ops.sum(ops.square(ops.cast(_summed_rows(g), "float32"))) for g in grads if g is not None))
 
     def _finite(self, grads):
         return ops.isfinite(self.global_norm(grads))

@@ -26,8 +26,23 @@ for strategy in ("default", "mirrored"):
     app.train(config, f"{sys.argv[1]}/{strategy}", strategy=strategy)
     with open(f"{sys.argv[1]}/{strategy}/history.csv", newline="") as f:
         rows[strategy] = [{k: float(r[k]) for k in ("loss", "val_loss", "grad_norm")} for r in csv.DictReader(f)]
+# a cell of ours (layers.Recurrent) with variational recurrent dropout and adaptive clipping;
+# the last test batch (19 = 16 + 3) splits unevenly over the replicas
+custom = load_config(app.config_class, base=config, overrides=[
+    "model.cell=layernorm_lstm", "regularization.recurrent_dropout=0.2", "train.clipping=adaptive",
+    "train.epochs=1", "train.shuffle_buffer=100"])
+custom_metrics = app.train(custom, f"{sys.argv[1]}/custom", strategy="mirrored")
+charlm = get_app("charlm")
+try:
+    charlm.train(load_config(charlm.config_class, overrides=["data.source=synthetic?size=40", "data.batch_size=8",
+                                                             "model.units=8", "train.epochs=1"]),
+                 f"{sys.argv[1]}/charlm", strategy="mirrored")
+    refused = ""
+except Exception as e:
+    refused = str(e)
 import tensorflow as tf
-print(json.dumps({"rows": rows, "devices": len(tf.config.list_logical_devices("CPU"))}))
+print(json.dumps({"rows": rows, "devices": len(tf.config.list_logical_devices("CPU")), "custom": custom_metrics,
+                  "charlm": refused}))
 """
 
 
@@ -42,6 +57,9 @@ def test_mirrored_on_two_cpu_devices_follows_the_default_strategys_losses(tmp_pa
     for d, m in zip(default, mirrored):
         for key in ("loss", "val_loss", "grad_norm"):  # grad_norm: the clipping saw the batch's gradient
             assert m[key] == pytest.approx(d[key], abs=1e-4), (key, d, m)
+    assert out["custom"]["examples"] == 19 and 0.0 <= out["custom"]["accuracy"] <= 1.0
+    assert "charlm trains on one device" in out["charlm"]
+    assert not (tmp_path / "charlm").exists()  # refused before the run exists
 
 
 def _free_ports(n):

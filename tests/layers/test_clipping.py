@@ -107,3 +107,17 @@ def test_works_under_mirrored_strategy():
     x = np.ones((16, 3), "float32")
     model.fit(x, np.ones((16, 1)), batch_size=4, epochs=1, verbose=0)
     assert float(model.optimizer.norm_updates.numpy()) == 4
+
+
+def test_the_norm_of_an_embeddings_sparse_gradient_is_the_dense_gradients():
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(5, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer=ClippedSGD(learning_rate=0.0, clipping="none"), loss="mse")
+    x, y = np.array([[1, 1, 1, 2]], "int32"), np.ones((1, 1), "float32")  # a repeated token
+    with tf.GradientTape() as tape:
+        loss = keras.losses.mean_squared_error(y, model(x))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)
+    dense = np.sqrt(sum(float(tf.reduce_sum(tf.square(tf.convert_to_tensor(g)))) for g in grads))
+    model.fit(x, y, epochs=1, verbose=0)
+    assert float(model.optimizer.last_norm.numpy()) == pytest.approx(dense, rel=1e-5)
