@@ -132,7 +132,8 @@ def best_of_history(path: pathlib.Path, metric: str, direction: str) -> float:
                           f"{sorted(k for k in (rows[0] if rows else {}) if k.startswith('val_'))}")
     values = [float(r[metric]) for r in rows]
     if not all(math.isfinite(v) for v in values):
-        raise FloatingPointError(f"{metric} is not finite (epoch {next(i for i, v in enumerate(values) if not math.isfinite(v)) + 1})")
+        epoch = next(i for i, v in enumerate(values) if not math.isfinite(v)) + 1
+        raise FloatingPointError(f"{metric} is not finite (epoch {epoch})")
     return min(values) if direction == "min" else max(values)
 
 

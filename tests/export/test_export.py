@@ -133,7 +133,8 @@ def test_failed_parity_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "max"), ("peephole_lstm", "mean")])
+@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "max"),
+                                           pytest.param("peephole_lstm", "mean", marks=pytest.mark.slow)])
 def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling):
     config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
                                                  "model.bidirectional": False, "model.cell": cell,

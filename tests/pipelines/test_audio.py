@@ -182,7 +182,8 @@ def test_padding_frames_are_exactly_the_masked_ones():
     np.testing.assert_allclose(features.numpy()[1, :expected[1]], alone.numpy()[0], atol=1e-4)
 
 
-@pytest.mark.parametrize("options", [{}, {"num_mfccs": 13}, {"normalize": False}, {"num_mfccs": 20, "normalize": False}])
+@pytest.mark.parametrize("options", [{}, {"num_mfccs": 13}, {"normalize": False},
+                                     {"num_mfccs": 20, "normalize": False}])
 def test_the_numpy_twin_gives_tensorflows_features(options):
     s = FeatureSettings(**{**SETTINGS.to_dict(), **options})
     rng = np.random.default_rng(1)
