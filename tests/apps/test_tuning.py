@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from apps.config import ConfigError, load_config
-from apps.registry import get_app
+from apps.registry import APPS, get_app
 from apps.tuning import load_space, tune
 
 APP = get_app("sentiment")
@@ -60,6 +60,21 @@ def test_a_search_records_failed_trials_and_best_yaml_reproduces_the_best_one(tm
     for e, g in zip(expected, got):
         assert float(g["val_loss"]) == pytest.approx(float(e["val_loss"]), abs=1e-6)
         assert float(g["val_accuracy"]) == float(e["val_accuracy"])
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_every_apps_space_is_valid_config_and_declares(name):
+    import keras_tuner as kt
+
+    from apps.tuning import declare
+
+    app = get_app(name)
+    space = load_space(app)
+    assert {"train.learning_rate", "model.units"} <= set(space)
+    hp = kt.HyperParameters()
+    for key, spec in space.items():
+        declare(hp, key, spec)
+    assert sorted(p.name for p in hp.space) == sorted(space)
 
 
 def test_space_files_are_checked_like_set(tmp_path):
