@@ -32,6 +32,7 @@ from layers import cells
 from layers.bits_per_character import BitsPerCharacter
 from layers.recurrent_stack import fusable_options
 from layers.char_language_model import char_language_model
+from layers.masked_cross_entropy import WeightedTokenCrossEntropy
 from pipelines import synthetic_code
 from pipelines.char_preprocessor import CharPreprocessor
 from pipelines.char_text import Document, complete_text_splits, find_text_splits, read_text
@@ -166,10 +167,10 @@ class CharLM(App):
         a recurrent stack whose states carry over from one batch to the next (`CarriedState`),
         dense softmax layer."""
         m, reg = config.model, config.regularization
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built in the strategy's scope
-            raise ConfigError("charlm trains on one device: each stream's state carries from batch to batch "
-                              "(CarriedState), which replicas splitting the streams do not keep yet; use "
-                              "--strategy default")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # built in the strategy's scope
+        if config.data.batch_size % replicas:
+            raise ConfigError(f"data.batch_size ({config.data.batch_size} streams) must divide evenly among the "
+                              f"{replicas} replicas: each carries the states of its own streams")
         return char_language_model(m.vocab_size, [m.units] * m.num_layers, config.data.batch_size, m.cell,
                                    m.embedding_dim, cell_options=fusable_options(m.cell),
                                    seed=config.seed + ENCODER_SEED, embedding_dropout=reg.embedding_dropout,
@@ -177,7 +178,7 @@ class CharLM(App):
                                    **reg.stack_options())
 
     def loss_and_metrics(self, config):
-        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        return (WeightedTokenCrossEntropy(),
                 [BitsPerCharacter()])
 
     def score(self, loaded, documents, **options):

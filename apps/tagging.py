@@ -28,6 +28,7 @@ from apps.training import Progress, log
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from layers import cells
 from layers.char_cnn import CharCNN
+from layers.masked_cross_entropy import WeightedTokenCrossEntropy
 from pipelines import synthetic_tagging
 from pipelines.conllu_files import TAG_COLUMNS, TaggedSentence, find_conllu_splits, read_conllu
 from pipelines.tagging_preprocessor import TaggingPreprocessor
@@ -168,7 +169,7 @@ class Tagging(App):
         return keras.Model((word_ids, char_ids), logits, name=self.name)
 
     def loss_and_metrics(self, config):
-        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        return (WeightedTokenCrossEntropy(),
                 [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
     def score(self, loaded, examples, **options):

@@ -18,7 +18,7 @@ from layers.embedding_dropout import DropoutEmbedding  # noqa: E402, F401
 from layers.fused import FusedGRU, FusedLSTM  # noqa: E402, F401
 from layers.luong_attention import LuongAttention  # noqa: E402, F401
 from layers.layernorm_lstm_cell import LayerNormLSTMCell  # noqa: E402, F401
-from layers.masked_cross_entropy import MaskedCrossEntropy  # noqa: E402, F401
+from layers.masked_cross_entropy import MaskedCrossEntropy, WeightedTokenCrossEntropy  # noqa: E402, F401
 from layers.masked_pooling import MaskedPooling  # noqa: E402, F401
 from layers.recurrent import Recurrent  # noqa: E402, F401
 from layers.recurrent_stack import RecurrentStack  # noqa: E402, F401

@@ -26,6 +26,11 @@ class CarriedState(keras.layers.Layer):
     `batch_size` rows (`pipelines.streams` makes them so). They carry through training and
     evaluation alike; a stream's first chunk resets them. `reset_states()` zeros them.
 
+    Under a tf.distribute strategy with R replicas each replica gets batch_size / R consecutive
+    rows (replica k the k-th block): it starts from its block of the carried states, and the new
+    states of all replicas are gathered back into the whole (batch_size, units), so that every
+    replica holds the same variable and a checkpoint has every stream's state.
+
     Call arguments: inputs (batch_size, steps, features), reset (batch_size,) bool,
     inputs_mask (batch_size, steps) (Keras fills it from the inputs' mask, as it names the
     mask of each of several tensor arguments), training. Returns: the stack's sequence output (batch_size, steps, units).
@@ -51,18 +56,54 @@ class CarriedState(keras.layers.Layer):
         shape = (self.batch_size, *tuple(inputs_shape)[1:])
         self.stack.build(shape)
         _, *state_shapes = self.stack.compute_output_shape(shape)
+        # Every replica assigns the same gathered value: the first replica's is the variable's.
         self.carried = [self.add_weight(shape=(self.batch_size, s[-1]), initializer="zeros", trainable=False,
-                                        name=f"carried_state_{i}") for i, s in enumerate(state_shapes)]
+                                        aggregation="only_first_replica", name=f"carried_state_{i}")
+                        for i, s in enumerate(state_shapes)]
+
+    def _replica_block(self):
+        """(this replica's index, its rows, the replica context) under a strategy with several
+        replicas; (0, batch_size, None) otherwise."""
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            replicas = context.num_replicas_in_sync if context is not None else 1
+            if replicas > 1:
+                if self.batch_size % replicas:
+                    raise ValueError(f"CarriedState's batch_size ({self.batch_size} streams) must divide evenly "
+                                     f"among the {replicas} replicas")
+                return context.replica_id_in_sync_group, self.batch_size // replicas, context
+        return 0, self.batch_size, None
+
+    @staticmethod
+    def _building_under_strategy() -> bool:
+        """Whether Keras calls the model in a strategy's cross-replica context, as it does once
+        before `fit` or `evaluate` to build the metrics (with one replica's part of a batch)."""
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context() and \
+            tf.distribute.get_strategy().num_replicas_in_sync > 1
 
     def call(self, inputs, reset, inputs_mask=None, training=None):
-        if inputs.shape[0] is not None and inputs.shape[0] != self.batch_size:
+        if self._building_under_strategy():  # from zeros, and nothing carried
+            zeros = [ops.zeros((ops.shape(inputs)[0], state.shape[-1]), state.dtype) for state in self.carried]
+            return self.stack(inputs, mask=inputs_mask, training=training, initial_state=zeros)[0]
+        replica, rows, context = self._replica_block()
+        if inputs.shape[0] is not None and inputs.shape[0] != rows:
             raise ValueError(f"CarriedState was built for batches of {self.batch_size} rows (one per stream), "
-                             f"received {inputs.shape[0]}")
+                             f"received {inputs.shape[0]}" + (f" on one of several replicas (expected {rows})"
+                                                             if context is not None else ""))
         keep = 1.0 - ops.cast(ops.reshape(reset, (-1, 1)), self.carried[0].dtype)
-        initial = [ops.convert_to_tensor(state) * keep for state in self.carried]
+        initial = [ops.convert_to_tensor(state) * keep if context is None else
+                   ops.slice(ops.convert_to_tensor(state), [replica * rows, 0], [rows, state.shape[-1]]) * keep
+                   for state in self.carried]
         outputs, *states = self.stack(inputs, mask=inputs_mask, training=training, initial_state=initial)
         for variable, state in zip(self.carried, states):
-            variable.assign(ops.stop_gradient(state))
+            state = ops.stop_gradient(state)
+            variable.assign(state if context is None else context.all_gather(state, axis=0))
         return outputs
 
     def reset_states(self):

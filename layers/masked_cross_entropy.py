@@ -40,3 +40,39 @@ class MaskedCrossEntropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing, "pad_id": self.pad_id}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedTokenCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of integer targets from logits, summed over the tokens times their weights
+    (0 on padding) and divided by the sum of the weights of the whole batch.
+
+    On one device this is Keras's `reduction="mean_with_sample_weight"`. Under a tf.distribute
+    strategy Keras would divide each replica's part by that replica's own weight sum, so that the
+    tokens of a replica with more padding would weigh more than the others; here the divisor is
+    the weight sum over all replicas, so that the replicas' gradients, which Keras sums, add up
+    to the gradient of the whole batch's mean, as on one device. (Like every Keras loss under a
+    strategy, the value a replica returns is its share of the batch's loss.)
+
+    Example:
+    >>> loss = WeightedTokenCrossEntropy()
+    >>> float(loss(keras.ops.array([[1, 0]]), keras.ops.zeros((1, 2, 4)), keras.ops.array([[1.0, 0.0]])))
+    1.3862943649291992
+    """
+
+    def __init__(self, name="token_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        weights = ops.ones_like(losses) if sample_weight is None else ops.cast(sample_weight, losses.dtype)
+        total, count = ops.sum(losses * weights), ops.sum(weights)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                # Keras sums the replicas' gradients (and logs the loss times the replica count,
+                # averaged over the replicas): each replica's share of the batch's mean is its own.
+                count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return ops.divide_no_nan(total, count)
