@@ -146,7 +146,7 @@ class Speech(App):
     config_class = SpeechConfig
     preprocessor_class = SpeechPreprocessor
     synthetic_size = 1200
-    _rate = 16000  # of the synthetic and tfds sources: the config's, set by load_splits
+    _rate = 16000  # of the synthetic source: the config's sample rate, set by load_splits
 
     @property
     def demo_inputs(self) -> tuple[str, ...]:
@@ -175,7 +175,7 @@ class Speech(App):
                 for i, (k, n) in enumerate((("train", size), ("dev", max(size // 5, 1)), ("test", max(size // 5, 1))))}
 
     def load_splits(self, config, split=None):
-        self._rate = config.data.sample_rate  # the generator and tfds resample to it
+        self._rate = config.data.sample_rate  # the synthetic words are made at it
         return super().load_splits(config, split)
 
     def read_directory(self, path, config, required="train"):
