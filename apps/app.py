@@ -118,15 +118,15 @@ class App(abc.ABC):
 
     # --- sources ---------------------------------------------------------------------------
 
-    def generate(self, n: int, seed: int) -> list:
-        """`n` examples of the app's generator (the `synthetic` source)."""
+    def generate(self, n: int, seed: int, config=None) -> list:
+        """`n` examples of the app's generator (the `synthetic` source) for `config`."""
         raise DataError(f"the {self.name} app has no synthetic source")
 
-    def synthetic_splits(self, size: int, seed: int) -> dict:
+    def synthetic_splits(self, size: int, seed: int, config=None) -> dict:
         """{"train", "dev", "test"} -> generated examples: `size` for train and
         size // synthetic_held_out for dev and test, each split from a seed of its own."""
         held = max(size // self.synthetic_held_out, 1)
-        return {name: self.generate(n, seed + k) for k, (name, n) in enumerate((("train", size), ("dev", held),
+        return {name: self.generate(n, seed + k, config) for k, (name, n) in enumerate((("train", size), ("dev", held),
                                                                                  ("test", held)))}
 
     def read_directory(self, path: str, config, required: str = "train") -> tuple[dict, dict]:
@@ -146,7 +146,7 @@ class App(abc.ABC):
             size, seed = spec.param("size", self.synthetic_size), spec.param("seed", config.seed)
             if size < 10:
                 raise DataError(f"synthetic size must be at least 10, received size={size}")
-            splits = self.synthetic_splits(size, seed)
+            splits = self.synthetic_splits(size, seed, config)
             return splits, f"synthetic: train {size}, dev and test {len(splits['test'])} each (seed {seed})"
         if spec.kind == "tfds":
             found = split_names(spec.name)

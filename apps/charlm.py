@@ -135,7 +135,7 @@ class CharLM(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def generate(self, n, seed):
+    def generate(self, n, seed, config=None):
         return [Document(text, f"synthetic (seed {seed}) #{i}") for i, text in enumerate(synthetic_code.generate(n, seed))]
 
     def read_directory(self, path, config, required="train"):

@@ -49,13 +49,8 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
 
     p = sub.add_parser("train", parents=[common], formatter_class=fmt, help="train an app into a run directory")
     p.add_argument("app", choices=list(APPS), help="the app to train")
-    p.add_argument("--data", help="data source (default: the config's data.source, 'synthetic'); see rnnapps list")
     p.add_argument("--out", required=True, help="run directory; rerun the same command to resume")
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="YAML config file(s); the rightmost wins")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override a config key, e.g. --set model.units=128")
-    p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    _config_arguments(p)
     p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
                    help="tf.distribute strategy: one device (default), all local devices, or the workers of "
                         "TF_CONFIG")
@@ -84,11 +79,7 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
     p = sub.add_parser("tune", parents=[common], formatter_class=fmt,
                        help="hyperparameter search with keras-tuner on the dev split")
     p.add_argument("app", choices=list(APPS), help="the app to tune")
-    p.add_argument("--data", help="data source (default: the config's)")
-    p.add_argument("--config", action="append", default=[], metavar="FILE", help="base config YAML (repeatable)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="base config override (repeatable)")
-    p.add_argument("--epochs", type=int, help="train.epochs of every trial (hyperband: the most)")
+    _config_arguments(p)  # the base config of every trial (hyperband: --epochs is the most)
     p.add_argument("--out", required=True, help="tuning directory (the same command resumes it)")
     p.add_argument("--max-trials", type=int, default=10, help="trials (default: 10)")
     p.add_argument("--algorithm", default="random", choices=["random", "bayesian", "hyperband"],
@@ -158,7 +149,19 @@ def _cell_descriptions() -> dict[str, str]:
     return module.DESCRIPTIONS
 
 
-def cmd_train(args, app) -> None:
+def _config_arguments(parser) -> None:
+    """The options that make an app's config (`_config_of`): train's, and tune's base config."""
+    parser.add_argument("--data", help="data source (default: the config's data.source, 'synthetic'); see "
+                                       "rnnapps list")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML config file(s); the rightmost wins")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config key, e.g. --set model.units=128")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+
+
+def _config_of(args, app):
+    """The app's config from `--config` files, `--set`, and the `--data` / `--epochs` shortcuts."""
     from apps.config import load_config
 
     overrides = list(args.overrides)
@@ -166,8 +169,11 @@ def cmd_train(args, app) -> None:
         overrides.append(f"data.source={args.data}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    config = load_config(app.config_class, files=args.config, overrides=overrides)
-    metrics = app.train(config, args.out, strategy=args.strategy)
+    return load_config(app.config_class, files=args.config, overrides=overrides)
+
+
+def cmd_train(args, app) -> None:
+    metrics = app.train(_config_of(args, app), args.out, strategy=args.strategy)
     print(f"test {_format_metrics(metrics)}")
     print(f"run directory: {args.out}")
 
@@ -239,17 +245,11 @@ def cmd_predict(args, app) -> None:
 
 
 def cmd_tune(args, app) -> None:
-    from apps.config import load_config
     from apps.tuning import tune
 
-    overrides = list(args.overrides)
-    if args.data is not None:
-        overrides.append(f"data.source={args.data}")
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    base = load_config(app.config_class, files=args.config, overrides=overrides)
-    tune(app, base, args.out, max_trials=args.max_trials, algorithm=args.algorithm, objective=args.objective,
-         space_file=args.space, chief=args.chief, worker=args.worker, worker_id=args.worker_id)
+    tune(app, _config_of(args, app), args.out, max_trials=args.max_trials, algorithm=args.algorithm,
+         objective=args.objective, space_file=args.space, chief=args.chief, worker=args.worker,
+         worker_id=args.worker_id)
 
 
 def cmd_export(args, app) -> None:

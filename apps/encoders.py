@@ -3,8 +3,11 @@ regularization, and how the encoder runs (recorded as `model.implementation`).""
 
 from __future__ import annotations
 
+import keras
+
 from apps.config import RegularizationConfig
 from layers.embedding_dropout import DropoutEmbedding
+from layers.masked_pooling import MaskedPooling
 from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
 
 # Each masked layer gets a seed of its own: generators with one seed draw related masks.
@@ -29,3 +32,22 @@ def encoder_implementation(cell: str, regularization: RegularizationConfig) -> s
     """What `recurrent_encoder` runs: the fused built-in, or our cell in `layers.Recurrent`."""
     return describe_implementation(cell, fusable_options(cell), prefer_fused=True,
                                    recurrent_dropout=regularization.recurrent_dropout)
+
+
+def pooled_classifier(x, model, regularization: RegularizationConfig, seed: int, encoder_name: str):
+    """Masked sequence `x` -> class logits, the head of the many-to-one apps (sentiment, speech):
+    `recurrent_encoder` with `model.cell`, `units`, `num_layers`, `bidirectional`; `model.pooling`
+    over the unmasked steps (`last` is the stack's own final output, which skips padding and joins
+    both directions' final states); dropout `model.dropout`; a dense layer of `model.num_classes`."""
+    x = recurrent_encoder(model.cell, [model.units] * model.num_layers, regularization, seed, name=encoder_name,
+                          bidirectional=model.bidirectional, return_sequences=model.pooling != "last")(x)
+    if model.pooling != "last":
+        x = MaskedPooling(model.pooling, name=f"{model.pooling}_pooling")(x)
+    x = keras.layers.Dropout(model.dropout, seed=seed, name="dropout")(x)
+    return keras.layers.Dense(model.num_classes, name="logits")(x)
+
+
+def classification_loss_and_metrics() -> tuple:
+    """(loss, metrics) of the classifiers: cross-entropy from logits, accuracy."""
+    return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])

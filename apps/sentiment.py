@@ -20,12 +20,11 @@ import tensorflow as tf
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
                          choice, replace)
-from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
+from apps.encoders import classification_loss_and_metrics, encoder_implementation, pooled_classifier, token_embedding
 from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
-from layers.masked_pooling import MaskedPooling
 from layers.streaming import stream_step_function
 from pipelines import synthetic_sentiment
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
@@ -107,7 +106,7 @@ class Sentiment(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def generate(self, n, seed):
+    def generate(self, n, seed, config=None):
         return [TextExample(s.text, s.label, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_sentiment.generate(n, seed))]
 
@@ -138,18 +137,10 @@ class Sentiment(App):
             raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(token_ids)
-        # `last` pooling is the recurrent stack's own final output, which skips padding and, when
-        # bidirectional, joins both directions' final states.
-        x = recurrent_encoder(m.cell, [m.units] * m.num_layers, reg, config.seed, name="recurrent",
-                              bidirectional=m.bidirectional, return_sequences=m.pooling != "last")(x)
-        if m.pooling != "last":
-            x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
-        x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
-        return keras.Model(token_ids, keras.layers.Dense(m.num_classes, name="logits")(x), name=self.name)
+        return keras.Model(token_ids, pooled_classifier(x, m, reg, config.seed, "recurrent"), name=self.name)
 
     def loss_and_metrics(self, config):
-        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        return classification_loss_and_metrics()
 
     def search_space(self):
         return {**super().search_space(), "model.cell": cells.names(), "model.units": [32, 64, 128],

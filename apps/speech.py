@@ -23,12 +23,11 @@ import tensorflow as tf
 
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, RegularizationConfig, TrainConfig, choice, replace
-from apps.encoders import encoder_implementation, recurrent_encoder
+from apps.encoders import classification_loss_and_metrics, encoder_implementation, pooled_classifier
 from apps.training import log
 from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from layers import cells
-from layers.masked_pooling import MaskedPooling
 from layers.strided_conv import MaskedStridedConv1D
 from pipelines import synthetic_speech
 from pipelines.audio_features import pad_waveforms
@@ -146,7 +145,6 @@ class Speech(App):
     config_class = SpeechConfig
     preprocessor_class = SpeechPreprocessor
     synthetic_size = 1200
-    _rate = 16000  # of the synthetic source: the config's sample rate, set by load_splits
 
     @property
     def demo_inputs(self) -> tuple[str, ...]:
@@ -167,16 +165,8 @@ class Speech(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def generate(self, n, seed, rate=16000):
-        return synthetic_speech.generate(n, seed, rate)
-
-    def synthetic_splits(self, size, seed):
-        return {k: synthetic_speech.generate(n, seed + i, self._rate)
-                for i, (k, n) in enumerate((("train", size), ("dev", max(size // 5, 1)), ("test", max(size // 5, 1))))}
-
-    def load_splits(self, config, split=None):
-        self._rate = config.data.sample_rate  # the synthetic words are made at it
-        return super().load_splits(config, split)
+    def generate(self, n, seed, config=None):
+        return synthetic_speech.generate(n, seed, config.data.sample_rate if config is not None else 16000)
 
     def read_directory(self, path, config, required="train"):
         d = config.data
@@ -237,16 +227,10 @@ class Speech(App):
         x = keras.layers.Masking(0.0, name="padding")(features)
         if m.conv_filters:
             x = MaskedStridedConv1D(m.conv_filters, m.conv_kernel, m.conv_stride, name="conv")(x)
-        x = recurrent_encoder(m.cell, [m.units] * m.num_layers, reg, config.seed, name="encoder",
-                              bidirectional=m.bidirectional, return_sequences=m.pooling != "last")(x)
-        if m.pooling != "last":
-            x = MaskedPooling(m.pooling, name=f"{m.pooling}_pooling")(x)
-        x = keras.layers.Dropout(m.dropout, seed=config.seed, name="dropout")(x)
-        return keras.Model(features, keras.layers.Dense(m.num_classes, name="logits")(x), name=self.name)
+        return keras.Model(features, pooled_classifier(x, m, reg, config.seed, "encoder"), name=self.name)
 
     def loss_and_metrics(self, config):
-        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        return classification_loss_and_metrics()
 
     def search_space(self):
         return {**super().search_space(), "model.cell": cells.names(), "model.units": [64, 128, 256],
@@ -316,8 +300,9 @@ class Speech(App):
                    "model.tflite": f"the same at (1, {p.max_length}, {p.settings.num_features})"})
 
     def check_export(self, fmt, loaded, serving, out):
-        """For ONNX and TFLite: the NumPy features they are fed against TensorFlow's."""
-        if fmt not in ("onnx", "tflite"):
+        """Once for ONNX and TFLite (which are fed the same NumPy features): those features against
+        TensorFlow's."""
+        if fmt not in ("onnx", "tflite") or (fmt == "tflite" and (out / "model.onnx").exists()):
             return {}
         p = loaded.preprocessor
         waveforms = self._sample_waveforms(loaded)

@@ -121,7 +121,7 @@ class Tagging(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def generate(self, n, seed):
+    def generate(self, n, seed, config=None):
         return [TaggedSentence(s.words, s.tags, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_tagging.generate(n, seed))]
 

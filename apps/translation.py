@@ -156,7 +156,7 @@ class Translation(App):
 
     # --- sources -------------------------------------------------------------------------------
 
-    def generate(self, n, seed):
+    def generate(self, n, seed, config=None):
         return [Pair(s.source, s.target, f"synthetic (seed {seed}) #{i}")
                 for i, s in enumerate(synthetic_translation.generate(n, seed))]
 

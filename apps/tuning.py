@@ -32,9 +32,11 @@ import os
 import pathlib
 import time
 
+import keras_tuner as kt
 import yaml
 
 from apps.config import ConfigError, field_names, load_config, to_yaml
+from apps.internals import quiet_failed_trials
 from apps.rundir import RunDir, atomic_write_text
 from apps.training import log
 
@@ -140,8 +142,7 @@ def best_of_history(path: pathlib.Path, metric: str, direction: str) -> float:
 def make_tuner(app, base, space: dict, out: pathlib.Path, algorithm: str, max_trials: int, objective: str | None,
                seed: int):
     """The keras-tuner tuner of a search (its oracle, and a project in `out/keras_tuner`)."""
-    import keras_tuner as kt
-
+    quiet_failed_trials()
     metric, direction = objective_direction(app, objective)
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"--algorithm must be one of {ALGORITHMS}, received {algorithm!r}")
@@ -164,55 +165,42 @@ def make_tuner(app, base, space: dict, out: pathlib.Path, algorithm: str, max_tr
     return AppTuner(app, base, metric, direction, out, oracle=oracle, directory=str(out), project_name="keras_tuner")
 
 
-def _tuner_class():
-    import keras_tuner as kt
+class AppTuner(kt.Tuner):
+    """Trials are app runs: `run_trial` trains the trial's config into its own run directory."""
 
-    from apps.internals import quiet_failed_trials
+    def __init__(self, app, base, metric, direction, out, **kwargs):
+        self.app, self.base, self.metric, self.direction, self.out = app, base, metric, direction, out
+        super().__init__(**kwargs)
 
-    quiet_failed_trials()
+    def run_trial(self, trial, *args, **kwargs):
+        overrides = trial_overrides(trial.hyperparameters.values)
+        try:
+            config = load_config(self.app.config_class, base=self.base,
+                                 overrides=[f"{k}={_yaml_value(v)}" for k, v in overrides.items()])
+        except ConfigError as e:
+            raise kt.errors.FailedTrialError(str(e)) from None
+        run = RunDir(self.out / "trials" / trial.trial_id)
+        start = time.perf_counter()
+        log(f"{self._position()} (id {trial.trial_id}): "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in overrides.items()))
+        try:
+            if not run.complete:
+                self.app.train(config, run.path, score_test=False)
+            score = best_of_history(run.history, self.metric, self.direction)
+        except (FloatingPointError, ValueError, ConfigError, ArithmeticError) as e:
+            log(f"trial {trial.trial_id} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            raise kt.errors.FailedTrialError(f"{type(e).__name__}: {e}") from None
+        seconds = time.perf_counter() - start
+        log(f"trial {trial.trial_id}: {self.metric} {score:.4f} ({seconds:.0f} s)")
+        return {self.metric: score, "seconds": seconds}
 
-    class _AppTuner(kt.Tuner):
-        """Trials are app runs: `run_trial` trains the trial's config into its own run directory."""
+    def _position(self):
+        done = len(getattr(self.oracle, "trials", {})) or "?"  # a worker's client oracle has no count
+        total = getattr(self.oracle, "max_trials", None)
+        return f"trial {done} of {total}" if total else f"trial {done}"
 
-        def __init__(self, app, base, metric, direction, out, **kwargs):
-            self.app, self.base, self.metric, self.direction, self.out = app, base, metric, direction, out
-            super().__init__(**kwargs)
-
-        def run_trial(self, trial, *args, **kwargs):
-            overrides = trial_overrides(trial.hyperparameters.values)
-            try:
-                config = load_config(self.app.config_class, base=self.base,
-                                     overrides=[f"{k}={_yaml_value(v)}" for k, v in overrides.items()])
-            except ConfigError as e:
-                raise kt.errors.FailedTrialError(str(e)) from None
-            run = RunDir(self.out / "trials" / trial.trial_id)
-            start = time.perf_counter()
-            log(f"{self._position()} (id {trial.trial_id}): "
-                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in overrides.items()))
-            try:
-                if not run.complete:
-                    self.app.train(config, run.path, score_test=False)
-                score = best_of_history(run.history, self.metric, self.direction)
-            except (FloatingPointError, ValueError, ConfigError, ArithmeticError) as e:
-                log(f"trial {trial.trial_id} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                raise kt.errors.FailedTrialError(f"{type(e).__name__}: {e}") from None
-            seconds = time.perf_counter() - start
-            log(f"trial {trial.trial_id}: {self.metric} {score:.4f} ({seconds:.0f} s)")
-            return {self.metric: score, "seconds": seconds}
-
-        def _position(self):
-            done = len(getattr(self.oracle, "trials", {})) or "?"  # a worker's client oracle has no count
-            total = getattr(self.oracle, "max_trials", None)
-            return f"trial {done} of {total}" if total else f"trial {done}"
-
-        def save_model(self, trial_id, model, step=0):  # the trial's run directory holds its model
-            pass
-
-    return _AppTuner
-
-
-def AppTuner(*args, **kwargs):
-    return _tuner_class()(*args, **kwargs)
+    def save_model(self, trial_id, model, step=0):  # the trial's run directory holds its model
+        pass
 
 
 @dataclasses.dataclass

@@ -28,11 +28,9 @@ from pipelines.audio_features import FeatureSettings, numpy_features
 def utterance_statistics(utterances, rate: int) -> np.ndarray:
     """(utterances, 26): the mean and standard deviation of 13 MFCCs over each utterance's frames."""
     settings = FeatureSettings.from_ms(rate, 25, 10, num_mfccs=13, normalize=False, upper_hz=rate / 2)
-    rows = []
-    for u in utterances:
-        features, _ = numpy_features([u.samples], settings)
-        rows.append(np.concatenate([features[0].mean(axis=0), features[0].std(axis=0)]))
-    return np.array(rows)
+    features, counts = numpy_features([u.samples for u in utterances], settings)
+    mfccs = [f[:n, :-1] for f, n in zip(features, counts)]  # the utterance's frames, without the flag
+    return np.array([np.concatenate([m.mean(axis=0), m.std(axis=0)]) for m in mfccs])
 
 
 def baselines(splits, scored: str, rate: int) -> dict:

@@ -147,6 +147,8 @@ def numpy_features(waveforms, s: FeatureSettings, max_frames: int | None = None,
                    length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The features of `tf_features` without TensorFlow, from a list of 1-D waveforms: (features
     (batch, frames, num_features), frame counts); padded to `length` frames (default the most)."""
+    window, mel = hann_window(s.frame_length), mel_matrix(s)  # once, not per utterance
+    dct = dct_matrix(s) if s.num_mfccs else None
     rows = []
     for w in waveforms:
         w = np.asarray(w, np.float32)
@@ -155,10 +157,10 @@ def numpy_features(waveforms, s: FeatureSettings, max_frames: int | None = None,
         if max_frames is not None:
             count = min(count, max_frames)
         frames = np.lib.stride_tricks.sliding_window_view(w, s.frame_length)[::s.frame_step][:count]
-        power = np.abs(np.fft.rfft(frames * hann_window(s.frame_length), n=s.fft_length)) ** 2
-        x = np.log(power @ mel_matrix(s) + LOG_OFFSET)
-        if s.num_mfccs:
-            x = x @ dct_matrix(s)
+        power = np.abs(np.fft.rfft(frames * window, n=s.fft_length)) ** 2
+        x = np.log(power @ mel + LOG_OFFSET)
+        if dct is not None:
+            x = x @ dct
         if s.normalize:
             x = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + NORM_EPSILON)
         rows.append(np.concatenate([x, np.ones_like(x[:, :1])], axis=1).astype(np.float32))

@@ -115,7 +115,8 @@ def list_split(folder: str, label_from: str) -> list[tuple[str, str, str]]:
         if not paths:
             raise DataError(f"{os.path.join(folder, label)} holds no .wav files")
         # Speech Commands: <speaker>_nohash_<n>.wav
-        files += [(p, label, os.path.basename(p).split("_nohash_")[0] if "_nohash_" in p else "") for p in paths]
+        names = [os.path.basename(p) for p in paths]
+        files += [(p, label, n.split("_nohash_")[0] if "_nohash_" in n else "") for p, n in zip(paths, names)]
     return files
 
 
