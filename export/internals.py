@@ -17,13 +17,13 @@ def interpreter_op_names(interpreter) -> list[str]:
 
 
 def _has_ops_details() -> bool:
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
-    return callable(getattr(tf.lite.Interpreter, "_get_ops_details", None))
+    return callable(getattr(Interpreter, "_get_ops_details", None))
 
 
 HOOKS = {
     "tensorflow.python.framework.convert_to_constants.convert_variables_to_constants_v2":
         lambda: callable(convert_variables_to_constants_v2),
-    "tf.lite.Interpreter._get_ops_details": _has_ops_details,
+    "ai_edge_litert.interpreter.Interpreter._get_ops_details": _has_ops_details,
 }

@@ -80,11 +80,15 @@ def export_tflite(fn: tf.types.experimental.GenericFunction, input_signature: li
 
 
 class TFLiteRunner:
-    """Runs a fixed-shape TFLite model on inputs of any batch size, a model-sized batch at a time."""
+    """Runs a fixed-shape TFLite model on inputs of any batch size, a model-sized batch at a time,
+    in the LiteRT interpreter (`ai-edge-litert`, the one deployed; `tf.lite.Interpreter` is
+    deprecated and TensorFlow keeps only the converter)."""
 
     def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter
+
         with silenced_stderr(quiet()):  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
-            self.interpreter = tf.lite.Interpreter(model_path=str(path))
+            self.interpreter = Interpreter(model_path=str(path))
             self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.input_shapes = {name: tuple(d["shape"]) for name, d in details.items()}
