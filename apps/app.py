@@ -52,6 +52,7 @@ from export.parity import write_report
 from export.savedmodel import export_savedmodel
 from export.stderr import quiet, silenced_stderr
 from export.tflite import export_tflite
+from layers.runtime_recurrent import recurrent_placeholders
 from pipelines import subwords
 from pipelines.errors import DataError
 from pipelines.sources import complete_splits, parse_source
@@ -357,8 +358,9 @@ class App(abc.ABC):
         (returned as more parity.json entries); raise ExportError to fail the export."""
         return {}
 
-    def export(self, run_dir, out_dir, formats: list[str]) -> dict:
-        """Writes `formats` and `assets.json` to `out_dir`, each checked against the Keras model.
+    def export(self, run_dir, out_dir, formats: list[str], fused: bool = True) -> dict:
+        """Writes `formats` and `assets.json` to `out_dir`, each checked against the Keras model;
+        `fused`: ONNX recurrent layers as the runtime's LSTM/GRU nodes where parity holds.
 
         Everything is written to a staging folder first and swapped in whole: an export
         directory holds one export of one run, and a failed export leaves the old one as it was.
@@ -385,7 +387,7 @@ class App(abc.ABC):
             for fmt, export_one in (("onnx", _export_onnx_target), ("tflite", _export_tflite_target)):
                 if fmt in formats:
                     for target in getattr(targets, fmt):
-                        report[target.name] = export_one(target, staged, loaded.model)
+                        report[target.name] = export_one(target, staged, loaded.model, fused)
             for fmt in formats:
                 report.update(self.check_export(fmt, loaded, serving, staged))
             requires = ("savedmodel: `import tensorflow_text` before loading (its tokenizer ops); numeric "
@@ -450,12 +452,12 @@ def _check_model_sizes(config) -> None:
                               f"received {value}")
 
 
-def _export_onnx_target(target: Target, out: pathlib.Path, model) -> dict:
+def _export_onnx_target(target: Target, out: pathlib.Path, model, fused: bool) -> dict:
     return export_onnx(target.function, target.signature, out / target.file, target.inputs, target.reference(),
-                       atol=target.atol)
+                       atol=target.atol, placeholders=recurrent_placeholders if fused else None)
 
 
-def _export_tflite_target(target: Target, out: pathlib.Path, model) -> dict:
+def _export_tflite_target(target: Target, out: pathlib.Path, model, fused: bool) -> dict:
     return export_tflite(target.function, target.signature, out / target.file, target.inputs, target.reference(),
                          atol=target.atol, trackable_obj=model)
 

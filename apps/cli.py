@@ -97,6 +97,9 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="one format, or all the formats the app exports")
     p.add_argument("--out", required=True, help="export directory")
+    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="ONNX: recurrent layers as the runtime's LSTM/GRU nodes where they have one and parity "
+                        "holds (default); --no-fused: tf2onnx's loops")
     return parser
 
 
@@ -257,7 +260,7 @@ def cmd_export(args, app) -> None:
     missing = [f for f in RUNTIMES if f not in app.formats]
     if args.format == "all" and missing:
         print(f"note: the {app.name} app has no {', '.join(missing)} export yet", file=sys.stderr)
-    report = app.export(args.run, args.out, formats)
+    report = app.export(args.run, args.out, formats, fused=args.fused)
     for runtime, result in report.items():
         if "accuracy_change" in result:
             print(f"{runtime}: accuracy {result['accuracy_float']:.4f} -> {result['accuracy_int8']:.4f} "
@@ -267,6 +270,8 @@ def cmd_export(args, app) -> None:
         worst = max(result["max_abs_diff"].values(), default=0.0)
         extra = f", recurrence as {'/'.join(result['recurrent_ops'])}" if result.get("recurrent_ops") else ""
         print(f"{runtime}: parity ok (largest difference {worst:.2e}), {result['bytes'] / 1e6:.2f} MB{extra}")
+        if result.get("fused_fallback"):
+            print(f"{runtime}: {result['fused_fallback']}", file=sys.stderr)
     print(f"export directory: {args.out}")
 
 

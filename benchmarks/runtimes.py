@@ -2,7 +2,9 @@
 
 Latency at batch 1 and throughput at batch 64 (sequences of the run's max_length), for the
 Keras model (a `tf.function` call, the reference; and `model.predict`), the SavedModel,
-onnxruntime and the TFLite interpreter (fixed batch 1: 64 calls for a batch of 64). Each
+onnxruntime with the recurrent layers as its fused `LSTM` nodes (`onnx`, the default export) and
+as tf2onnx's `Loop`s (`onnx.loop`, `export --no-fused`), and the LiteRT interpreter (fixed batch
+1: 64 calls for a batch of 64). Each
 runtime runs in its own process, alternating, medians of rounds; sizes from `parity.json`.
 
     python -m benchmarks.runtimes [--run RUN] [--rounds 3]
@@ -20,7 +22,7 @@ import statistics
 import tempfile
 import time
 
-RUNTIMES = ["keras", "keras.predict", "savedmodel", "onnx", "tflite"]
+RUNTIMES = ["keras", "keras.predict", "savedmodel", "onnx.loop", "onnx", "tflite"]
 REFERENCE = "keras"
 
 
@@ -48,7 +50,7 @@ def _measure(runtime: str, run: str, export_dir: str, repeats: int) -> dict:
     else:
         from export.runtimes import load_runner
 
-        runner = load_runner(export_dir, runtime)
+        runner = load_runner(export_dir, runtime.split(".")[0])
         call = lambda ids: runner(token_ids=ids)["probabilities"]  # noqa: E731
     result = {}
     for size, ids in batches.items():
@@ -86,22 +88,26 @@ def main() -> None:
         Sentiment().train(SentimentConfig(), run)
     export_dir = str(work / "export")
     Sentiment().export(run, export_dir, ["savedmodel", "onnx", "tflite"])
+    loop_dir = str(work / "export_loop")
+    Sentiment().export(run, loop_dir, ["onnx"], fused=False)
     sizes = {k: v["bytes"] for k, v in json.loads((pathlib.Path(export_dir) / "parity.json").read_text()).items()}
+    sizes["onnx.loop"] = json.loads((pathlib.Path(loop_dir) / "parity.json").read_text())["onnx"]["bytes"]
     sizes["keras"] = sizes["keras.predict"] = (pathlib.Path(run) / "model.keras").stat().st_size
 
     results = {r: {"latency_ms": [], "throughput": []} for r in RUNTIMES}
     for round_ in range(args.rounds):
         order = RUNTIMES[round_ % len(RUNTIMES):] + RUNTIMES[: round_ % len(RUNTIMES)]
         for runtime in order:
-            out = run_variant("benchmarks.runtimes", runtime, [run, export_dir, "--repeats", str(args.repeats)])
+            directory = loop_dir if runtime == "onnx.loop" else export_dir
+            out = run_variant("benchmarks.runtimes", runtime, [run, directory, "--repeats", str(args.repeats)])
             if "error" in out:
                 print(f"  {runtime}: {out['error']}")
                 continue
             for key in out:
                 results[runtime][key].append(out[key])
     ref = {k: median(v) for k, v in results[REFERENCE].items()}
-    print(f"\nsentiment model, inputs of length {json.loads((pathlib.Path(export_dir) / 'assets.json').read_text())['max_length']}"
-          f"; medians of {args.rounds} rounds; ratios: speed relative to the Keras tf.function call")
+    length = json.loads((pathlib.Path(export_dir) / "assets.json").read_text())["max_length"]
+    print(f"\nsentiment model, inputs of length {length}; medians of {args.rounds} rounds; ratios: speed relative to the Keras tf.function call")
     print(f"{'runtime':<14} {'batch-1 ms':>10} {'speed':>7} {'batch-64 seq/s':>15} {'speed':>7} {'size MB':>8}")
     for runtime in RUNTIMES:
         latency, throughput = median(results[runtime]["latency_ms"]), median(results[runtime]["throughput"])
