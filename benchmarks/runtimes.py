@@ -107,7 +107,8 @@ def main() -> None:
                 results[runtime][key].append(out[key])
     ref = {k: median(v) for k, v in results[REFERENCE].items()}
     length = json.loads((pathlib.Path(export_dir) / "assets.json").read_text())["max_length"]
-    print(f"\nsentiment model, inputs of length {length}; medians of {args.rounds} rounds; ratios: speed relative to the Keras tf.function call")
+    print(f"\nsentiment model, inputs of length {length}; medians of {args.rounds} rounds; "
+          "ratios: speed relative to the Keras tf.function call")
     print(f"{'runtime':<14} {'batch-1 ms':>10} {'speed':>7} {'batch-64 seq/s':>15} {'speed':>7} {'size MB':>8}")
     for runtime in RUNTIMES:
         latency, throughput = median(results[runtime]["latency_ms"]), median(results[runtime]["throughput"])
