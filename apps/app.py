@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import importlib.util
 import os
 import pathlib
@@ -353,9 +354,11 @@ class App(abc.ABC):
     def export_targets(self, loaded: Loaded, serving: tf.Module) -> ExportTargets:
         """The SavedModel signatures, ONNX and TFLite targets and their assets.json description."""
 
-    def check_export(self, fmt: str, loaded: Loaded, serving: tf.Module, out: pathlib.Path) -> dict:
+    def check_export(self, fmt: str, loaded: Loaded, serving: tf.Module, out: pathlib.Path,
+                     fused: bool = True) -> dict:
         """Extra files or end-to-end checks of a format after its targets passed parity
-        (returned as more parity.json entries); raise ExportError to fail the export."""
+        (returned as more parity.json entries); raise ExportError to fail the export. `fused`:
+        as `export`'s, for the files made here."""
         return {}
 
     def export(self, run_dir, out_dir, formats: list[str], fused: bool = True) -> dict:
@@ -389,7 +392,7 @@ class App(abc.ABC):
                     for target in getattr(targets, fmt):
                         report[target.name] = export_one(target, staged, loaded.model, fused)
             for fmt in formats:
-                report.update(self.check_export(fmt, loaded, serving, staged))
+                report.update(self.check_export(fmt, loaded, serving, staged, fused=fused))
             requires = ("savedmodel: `import tensorflow_text` before loading (its tokenizer ops); numeric "
                         "signature, ONNX and TFLite: nothing beyond their runtime"
                         + ("; tokenizer.kind subwords: the `sentencepiece` package encodes the inputs "
@@ -459,7 +462,12 @@ def _export_onnx_target(target: Target, out: pathlib.Path, model, fused: bool) -
 
 def _export_tflite_target(target: Target, out: pathlib.Path, model, fused: bool) -> dict:
     return export_tflite(target.function, target.signature, out / target.file, target.inputs, target.reference(),
-                         atol=target.atol, trackable_obj=model)
+                         atol=target.atol, trackable_obj=model, placeholders=litert_placeholders(fused))
+
+
+def litert_placeholders(fused: bool):
+    """What `export_tflite` takes to fuse LSTM layers into LiteRT's op (None: keep the loops)."""
+    return functools.partial(recurrent_placeholders, "litert") if fused else None
 
 
 def _check_export_destination(out: pathlib.Path, run_info: dict) -> None:

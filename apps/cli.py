@@ -98,8 +98,8 @@ def _parser(app=None, app_command: str | None = None) -> argparse.ArgumentParser
                    help="one format, or all the formats the app exports")
     p.add_argument("--out", required=True, help="export directory")
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
-                   help="ONNX: recurrent layers as the runtime's LSTM/GRU nodes where they have one and parity "
-                        "holds (default); --no-fused: tf2onnx's loops")
+                   help="recurrent layers as the runtimes' fused ops where they have one and parity holds "
+                        "(ONNX LSTM/GRU nodes, LiteRT UNIDIRECTIONAL_SEQUENCE_LSTM; default); --no-fused: loops")
     return parser
 
 

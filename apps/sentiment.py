@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.app import App, ExportTargets, Loaded, Target
+from apps.app import App, ExportTargets, Loaded, Target, litert_placeholders
 from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
                          choice, replace)
 from apps.encoders import classification_loss_and_metrics, encoder_implementation, pooled_classifier, token_embedding
@@ -208,7 +208,7 @@ class Sentiment(App):
                                     "outputs": {"probabilities": probabilities_out}}},
             extra={"tflite_input_shape": [1, max_length], "streaming": streaming})
 
-    def check_export(self, fmt, loaded, serving, out):
+    def check_export(self, fmt, loaded, serving, out, fused=True):
         """`model_int8.tflite` (dynamic-range quantized weights), kept only if its accuracy on the
         run's test split is within MAX_INT8_ACCURACY_DROP of the float TFLite model's."""
         if fmt != "tflite":
@@ -220,7 +220,7 @@ class Sentiment(App):
         result = export_tflite(serving.numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
                                out / "model_int8.tflite", {"token_ids": ids[:8]},
                                {"probabilities": serving.numeric(ids[:8])["probabilities"].numpy()}, atol=None,
-                               trackable_obj=loaded.model, quantize=True)
+                               trackable_obj=loaded.model, quantize=True, placeholders=litert_placeholders(fused))
         accuracy = {name: float(np.mean(TFLiteRunner(out / f)(token_ids=ids)["probabilities"].argmax(-1) == truth))
                     for name, f in (("float", "model.tflite"), ("int8", "model_int8.tflite"))}
         result.update({"accuracy_float": accuracy["float"], "accuracy_int8": accuracy["int8"],

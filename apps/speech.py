@@ -299,7 +299,7 @@ class Speech(App):
                    "model.onnx": f"{features_in} -> {out}",
                    "model.tflite": f"the same at (1, {p.max_length}, {p.settings.num_features})"})
 
-    def check_export(self, fmt, loaded, serving, out):
+    def check_export(self, fmt, loaded, serving, out, fused=True):
         """Once for ONNX and TFLite (which are fed the same NumPy features): those features against
         TensorFlow's."""
         if fmt not in ("onnx", "tflite") or (fmt == "tflite" and (out / "model.onnx").exists()):

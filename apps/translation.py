@@ -303,7 +303,7 @@ class Translation(App):
                    "decoder_step.tflite": "one greedy step at batch 1; the loop runs on the host"},
             extra={"max_decode_length": serving.max_decode, "beam_width": beam, "state_names": serving.state_names})
 
-    def check_export(self, fmt, loaded, serving, out):
+    def check_export(self, fmt, loaded, serving, out, fused=True):
         """TFLite end to end: the host loop over the two models gives the translator's greedy ids."""
         if fmt != "tflite":
             return {}

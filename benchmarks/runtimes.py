@@ -3,8 +3,9 @@
 Latency at batch 1 and throughput at batch 64 (sequences of the run's max_length), for the
 Keras model (a `tf.function` call, the reference; and `model.predict`), the SavedModel,
 onnxruntime with the recurrent layers as its fused `LSTM` nodes (`onnx`, the default export) and
-as tf2onnx's `Loop`s (`onnx.loop`, `export --no-fused`), and the LiteRT interpreter (fixed batch
-1: 64 calls for a batch of 64). Each
+as tf2onnx's `Loop`s (`onnx.loop`, `export --no-fused`), and the LiteRT interpreter with the fused
+sequence-LSTM op (`tflite`) and with `WHILE` loops (`tflite.loop`) (fixed batch 1: 64 calls for a
+batch of 64). Each
 runtime runs in its own process, alternating, medians of rounds; sizes from `parity.json`.
 
     python -m benchmarks.runtimes [--run RUN] [--rounds 3]
@@ -22,7 +23,7 @@ import statistics
 import tempfile
 import time
 
-RUNTIMES = ["keras", "keras.predict", "savedmodel", "onnx.loop", "onnx", "tflite"]
+RUNTIMES = ["keras", "keras.predict", "savedmodel", "onnx.loop", "onnx", "tflite.loop", "tflite"]
 REFERENCE = "keras"
 
 
@@ -89,16 +90,17 @@ def main() -> None:
     export_dir = str(work / "export")
     Sentiment().export(run, export_dir, ["savedmodel", "onnx", "tflite"])
     loop_dir = str(work / "export_loop")
-    Sentiment().export(run, loop_dir, ["onnx"], fused=False)
+    Sentiment().export(run, loop_dir, ["onnx", "tflite"], fused=False)
     sizes = {k: v["bytes"] for k, v in json.loads((pathlib.Path(export_dir) / "parity.json").read_text()).items()}
-    sizes["onnx.loop"] = json.loads((pathlib.Path(loop_dir) / "parity.json").read_text())["onnx"]["bytes"]
+    loops = json.loads((pathlib.Path(loop_dir) / "parity.json").read_text())
+    sizes.update({"onnx.loop": loops["onnx"]["bytes"], "tflite.loop": loops["tflite"]["bytes"]})
     sizes["keras"] = sizes["keras.predict"] = (pathlib.Path(run) / "model.keras").stat().st_size
 
     results = {r: {"latency_ms": [], "throughput": []} for r in RUNTIMES}
     for round_ in range(args.rounds):
         order = RUNTIMES[round_ % len(RUNTIMES):] + RUNTIMES[: round_ % len(RUNTIMES)]
         for runtime in order:
-            directory = loop_dir if runtime == "onnx.loop" else export_dir
+            directory = loop_dir if runtime.endswith(".loop") else export_dir
             out = run_variant("benchmarks.runtimes", runtime, [run, directory, "--repeats", str(args.repeats)])
             if "error" in out:
                 print(f"  {runtime}: {out['error']}")

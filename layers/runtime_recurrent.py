@@ -1,4 +1,5 @@
-"""Recurrent layers as one fused op of an export runtime (ONNX's `LSTM` and `GRU`).
+"""Recurrent layers as one fused op of an export runtime (ONNX's `LSTM` and `GRU`, LiteRT's
+`UNIDIRECTIONAL_SEQUENCE_LSTM`).
 
 An exporter converts a graph in which each fusable layer of a `RecurrentStack` is a placeholder
 op, then puts the runtime's op in its place from the layer's weights, which this module gives in
@@ -19,12 +20,20 @@ ONNX layouts (opset 7+): W (directions, gates * hidden, input), R (directions, g
 hidden), B (directions, 2 * gates * hidden: input then recurrent biases); LSTM gates i, o, f, c
 (Keras: i, f, c, o), peepholes P (directions, 3 * hidden: i, o, f); GRU gates z, r, h with
 `linear_before_reset` for cuDNN's reset-after GRU.
+
+LiteRT (`recurrent_placeholders("litert")`): no placeholder, but the composite function its
+converter fuses (`litert_lstm`): an LSTM layer (Keras's, or our plain `lstm`) becomes a call
+of a function carrying `api_implements="lstm_<id>"` with Keras-2's `standard_lstm` contract.
+The fused op has no mask: the inputs are right-padded, the last output is gathered at each
+sequence's length, padded steps of a returned sequence are zeroed, and a backward direction
+runs forward over the sequence reversed within its length (`tf.reverse_sequence`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
 
 import keras
 import numpy as np
@@ -38,6 +47,7 @@ from layers.peephole_lstm_cell import PeepholeLSTMCell
 
 @dataclasses.dataclass
 class Placeholders:
+    runtime: str = "onnx"  # or "litert"
     specs: dict = dataclasses.field(default_factory=dict)  # placeholder token -> ONNX op and weights
     unfused: dict = dataclasses.field(default_factory=dict)  # layer name -> why it stays a loop
 
@@ -46,9 +56,12 @@ _ACTIVE: list[Placeholders] = []
 
 
 @contextlib.contextmanager
-def recurrent_placeholders():
-    """While active, `RecurrentStack` layers traced into a graph emit placeholders (see above)."""
-    found = Placeholders()
+def recurrent_placeholders(runtime: str = "onnx"):
+    """While active, `RecurrentStack` layers traced into a graph emit placeholders for `runtime`
+    ("onnx": see above; "litert": LiteRT's composite LSTM function)."""
+    if runtime not in ("onnx", "litert"):
+        raise ValueError(f"runtime must be 'onnx' or 'litert', received {runtime!r}")
+    found = Placeholders(runtime)
     _ACTIVE.append(found)
     try:
         yield found
@@ -168,19 +181,97 @@ def _never_run(*_):
     raise RuntimeError("a recurrent placeholder ran: it exists only to be replaced by an exporter")
 
 
+def _lengths(inputs, mask):
+    batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    return tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) if mask is not None else tf.fill([batch], time)  # (batch,)
+
+
 def placeholder(layer, inputs, mask, found: Placeholders):
     """The placeholder op standing for `layer(inputs, mask=mask)`, or None when the layer has
-    no ONNX op (the reason is kept in `found.unfused`)."""
+    no op in `found.runtime` (the reason is kept in `found.unfused`)."""
+    if found.runtime == "litert":
+        return litert_lstm(layer, inputs, mask, found)
     with tf.init_scope():  # the weights' values, eagerly, from inside the trace
         spec = onnx_weights(layer)
     if isinstance(spec, str):
         found.unfused[layer.name] = spec
         return None
-    batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
-    lengths = (tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) if mask is not None
-               else tf.fill([batch], time))  # (batch,)
+    lengths = _lengths(inputs, mask)
     out = tf.py_function(_never_run, [inputs, lengths], Tout=inputs.dtype, name="rnnapps_recurrent")
     units = spec["hidden_size"] * (2 if spec["direction"] == "bidirectional" else 1)
     out.set_shape([inputs.shape[0], inputs.shape[1], units] if spec["return_sequences"] else [inputs.shape[0], units])
     found.specs[out.op.get_attr("token").decode()] = {**spec, "layer": layer.name}
     return out
+
+
+def _litert_weights(layer, backward: bool = False):
+    """(kernel, recurrent_kernel, bias) in Keras's gate order i, f, c, o, or why there are none."""
+    if getattr(layer, "go_backwards", False) and not backward:
+        return "go_backwards outside a Bidirectional layer"
+    cell = layer.cell
+    if isinstance(layer, keras.layers.LSTM):
+        why = _keras_activations_plain(cell)
+        if why:
+            return why
+        bias = cell.bias.numpy() if cell.use_bias else np.zeros(cell.kernel.shape[1], "float32")
+    elif type(cell) is LSTMCell:
+        bias = cell.bias.numpy() if cell.projection_bias else np.zeros(cell.kernel.shape[1], "float32")
+    else:
+        return f"{type(cell).__name__}: LiteRT fuses only the plain LSTM"
+    return cell.kernel.numpy(), cell.recurrent_kernel.numpy(), bias
+
+
+def _composite_lstm():
+    """A function the LiteRT converter replaces by UNIDIRECTIONAL_SEQUENCE_LSTM (Keras 2's
+    `standard_lstm` contract: 6 tensor arguments, 5 results, float `runtime` last); its body
+    is the same LSTM, for TensorFlow."""
+    @tf.function(experimental_attributes={"api_implements": f"lstm_{uuid.uuid4().hex}", "api_preferred_device": "CPU",
+                                          "time_major": False, "go_backwards": False}, autograph=False)
+    def standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        projected = tf.einsum("btf,fg->tbg", inputs, kernel) + bias  # (time, batch, 4 * units)
+
+        def step(carry, z):
+            h, c = carry
+            i, f, g, o = tf.split(z + tf.matmul(h, recurrent_kernel), 4, axis=-1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        hs, cs = tf.scan(step, projected, initializer=(init_h, init_c))  # (time, batch, units)
+        outputs = tf.transpose(hs, [1, 0, 2])  # (batch, time, units)
+        return outputs[:, -1], outputs, hs[-1], cs[-1], tf.constant(0.0)
+
+    return standard_lstm
+
+
+def litert_lstm(layer, inputs, mask, found: Placeholders):
+    """`layer(inputs, mask=mask)` through LiteRT's composite LSTM function, or None (the
+    reason kept in `found.unfused`)."""
+    bidirectional = isinstance(layer, keras.layers.Bidirectional)
+    parts = [(layer.forward_layer, False), (layer.backward_layer, True)] if bidirectional else [(layer, False)]
+    with tf.init_scope():
+        weights = [_litert_weights(part, backward) for part, backward in parts]
+    why = next((w for w in weights if isinstance(w, str)), None)
+    if bidirectional and layer.merge_mode != "concat":
+        why = f"Bidirectional merge_mode={layer.merge_mode!r}"
+    if why:
+        found.unfused[layer.name] = why
+        return None
+    lengths = _lengths(inputs, mask)
+    valid = tf.cast(tf.sequence_mask(lengths, tf.shape(inputs)[1]), inputs.dtype)[..., None]  # (batch, time, 1)
+    outputs = []
+    for (part, backward), (kernel, recurrent_kernel, bias) in zip(parts, weights):
+        units = recurrent_kernel.shape[0]
+        batch = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]  # static: the op needs it
+        zeros = tf.zeros([batch, units], inputs.dtype)
+        x = tf.reverse_sequence(inputs, lengths, seq_axis=1, batch_axis=0) if backward else inputs
+        sequence = _composite_lstm()(x, zeros, zeros, tf.constant(kernel), tf.constant(recurrent_kernel),
+                                     tf.constant(bias))[1]  # (batch, time, units)
+        if layer.return_sequences:
+            if backward:
+                sequence = tf.reverse_sequence(sequence, lengths, seq_axis=1, batch_axis=0)
+            outputs.append(sequence * valid)  # Keras's masked steps output zeros
+        else:  # the output at each sequence's last valid step (zeros for an empty one)
+            last = tf.gather(sequence, tf.maximum(lengths - 1, 0), batch_dims=1)  # (batch, units)
+            outputs.append(last * tf.cast(lengths > 0, inputs.dtype)[:, None])
+    found.specs[layer.name] = "UNIDIRECTIONAL_SEQUENCE_LSTM" + (" (two, one per direction)" if bidirectional else "")
+    return tf.concat(outputs, axis=-1) if bidirectional else outputs[0]

@@ -50,6 +50,10 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
         assert max(result["max_abs_diff"].values()) < 1e-4, runtime
         assert result["bytes"] > 0
     assert not [op for op in parity["tflite"]["ops"] if op.startswith("Flex")]
+    # The default bidirectional LSTM runs as the runtimes' fused kernels: one ONNX LSTM node, two
+    # LiteRT sequence-LSTM ops (one per direction), no loop.
+    assert parity["onnx"]["recurrent_ops"] == ["LSTM"] and "fused_fallback" not in parity["onnx"]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in parity["tflite"]["ops"] and "WHILE" not in parity["tflite"]["ops"]
     assert read_assets(out)["tflite_input_shape"] == [1, read_assets(out)["max_length"]]
 
     assert main(["predict", str(trained_run), *TEXTS, "--json"]) == 0
@@ -63,6 +67,11 @@ def test_export_all_formats_with_parity_and_runtime_predictions(trained_run, tmp
         decided = [e["probability"] > 0.5 + 1e-4 for e in expected]
         assert [g["label"] for g, d in zip(got, decided) if d] == [e["label"] for e, d in zip(expected, decided) if d]
         assert any(decided), runtime
+
+
+def test_no_fused_keeps_the_loops(trained_run, tmp_path):
+    parity = APP.export(trained_run, tmp_path, ["onnx", "tflite"], fused=False)
+    assert parity["onnx"]["recurrent_ops"] == ["Loop"] and "WHILE" in parity["tflite"]["ops"]
 
 
 def test_padding_does_not_change_exported_answers(trained_run, tmp_path):
