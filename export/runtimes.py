@@ -18,10 +18,13 @@ NUMERIC_SIGNATURE = "numeric"  # the SavedModel signature with the ONNX/TFLite i
 
 
 class OnnxRunner:
-    def __init__(self, path):
+    def __init__(self, path, threads: int | None = None):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -44,9 +47,11 @@ class SavedModelRunner:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE, file: str | None = None):
+def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE, file: str | None = None,
+                threads: int | None = None):
     """A callable for one runtime of an export directory (`file`: another file than the
-    runtime's default, such as a step model); clear errors for missing or corrupt files."""
+    runtime's default, such as a step model; `threads`: onnxruntime's and LiteRT's thread count,
+    None for their default); clear errors for missing or corrupt files."""
     if runtime not in RUNTIMES:
         raise ExportError(f"--runtime must be one of {RUNTIMES}, received {runtime!r}")
     file = file or FILES[runtime]
@@ -55,11 +60,11 @@ def load_runner(export_dir, runtime: str, signature: str = NUMERIC_SIGNATURE, fi
         raise ExportError(f"{export_dir} has no {file}: export it with --format {runtime}")
     try:
         if runtime == "onnx":
-            return OnnxRunner(path)
+            return OnnxRunner(path, threads)
         if runtime == "tflite":
             from export.tflite import TFLiteRunner
 
-            return TFLiteRunner(path)
+            return TFLiteRunner(path, threads)
         return SavedModelRunner(path, signature)
     except ExportError:
         raise

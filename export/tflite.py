@@ -127,11 +127,11 @@ class TFLiteRunner:
     in the LiteRT interpreter (`ai-edge-litert`, the one deployed; `tf.lite.Interpreter` is
     deprecated and TensorFlow keeps only the converter)."""
 
-    def __init__(self, path):
+    def __init__(self, path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         with silenced_stderr(quiet()):  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
-            self.interpreter = Interpreter(model_path=str(path))
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.ops = interpreter_op_names(self.interpreter)  # the model's own: allocating applies the delegate
             self.interpreter.allocate_tensors()  # before the first reset_all_variables
             self.runner = self.interpreter.get_signature_runner()
