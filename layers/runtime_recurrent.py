@@ -48,7 +48,8 @@ from layers.peephole_lstm_cell import PeepholeLSTMCell
 @dataclasses.dataclass
 class Placeholders:
     runtime: str = "onnx"  # or "litert"
-    specs: dict = dataclasses.field(default_factory=dict)  # placeholder token -> ONNX op and weights
+    # onnx: placeholder token -> the op and its weights; litert: layer name -> the op it became
+    specs: dict = dataclasses.field(default_factory=dict)
     unfused: dict = dataclasses.field(default_factory=dict)  # layer name -> why it stays a loop
 
 
