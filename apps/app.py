@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
 import importlib.util
 import os
 import pathlib
@@ -53,7 +52,7 @@ from export.parity import write_report
 from export.savedmodel import export_savedmodel
 from export.stderr import quiet, silenced_stderr
 from export.tflite import export_tflite
-from layers.runtime_recurrent import recurrent_placeholders
+from layers.runtime_recurrent import fuse_recurrent
 from pipelines import subwords
 from pipelines.errors import DataError
 from pipelines.sources import complete_splits, parse_source
@@ -457,17 +456,12 @@ def _check_model_sizes(config) -> None:
 
 def _export_onnx_target(target: Target, out: pathlib.Path, model, fused: bool) -> dict:
     return export_onnx(target.function, target.signature, out / target.file, target.inputs, target.reference(),
-                       atol=target.atol, placeholders=recurrent_placeholders if fused else None)
+                       atol=target.atol, fusion=fuse_recurrent if fused else None)
 
 
 def _export_tflite_target(target: Target, out: pathlib.Path, model, fused: bool) -> dict:
     return export_tflite(target.function, target.signature, out / target.file, target.inputs, target.reference(),
-                         atol=target.atol, trackable_obj=model, placeholders=litert_placeholders(fused))
-
-
-def litert_placeholders(fused: bool):
-    """What `export_tflite` takes to fuse LSTM layers into LiteRT's op (None: keep the loops)."""
-    return functools.partial(recurrent_placeholders, "litert") if fused else None
+                         atol=target.atol, trackable_obj=model, fusion=fuse_recurrent if fused else None)
 
 
 def _check_export_destination(out: pathlib.Path, run_info: dict) -> None:

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.app import App, ExportTargets, Loaded, Target, litert_placeholders
+from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
                          choice, replace)
 from apps.encoders import classification_loss_and_metrics, encoder_implementation, pooled_classifier, token_embedding
@@ -25,6 +25,7 @@ from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
+from layers.runtime_recurrent import fuse_recurrent
 from layers.streaming import stream_step_function
 from pipelines import synthetic_sentiment
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
@@ -220,7 +221,8 @@ class Sentiment(App):
         result = export_tflite(serving.numeric, [tf.TensorSpec([1, max_length], tf.int32, name="token_ids")],
                                out / "model_int8.tflite", {"token_ids": ids[:8]},
                                {"probabilities": serving.numeric(ids[:8])["probabilities"].numpy()}, atol=None,
-                               trackable_obj=loaded.model, quantize=True, placeholders=litert_placeholders(fused))
+                               trackable_obj=loaded.model, quantize=True,
+                               fusion=fuse_recurrent if fused else None)
         accuracy = {name: float(np.mean(TFLiteRunner(out / f)(token_ids=ids)["probabilities"].argmax(-1) == truth))
                     for name, f in (("float", "model.tflite"), ("int8", "model_int8.tflite"))}
         result.update({"accuracy_float": accuracy["float"], "accuracy_int8": accuracy["int8"],

@@ -2,8 +2,8 @@
 in onnxruntime.
 
 Recurrent layers become the runtime's own `LSTM` / `GRU` nodes where they have one
-(`export/onnx_recurrent.py`): the caller hands a `placeholders` context (from
-`layers.runtime_recurrent`) under which the model traces each fusable layer as a placeholder.
+(`export/onnx_recurrent.py`): the caller hands `fusion`, a context factory (`layers.runtime_recurrent.
+fuse_recurrent`) under which the model traces each fusable layer as a stand-in op.
 When that graph fails to convert, to load or to match the Keras model, the export falls back to
 tf2onnx's own conversion (a `Loop` per layer) and says why in its report.
 """
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from export import ExportError
 from export.graph_checks import check_no_cudnn
-from export.onnx_recurrent import DOMAIN, replace_placeholders
+from export.onnx_recurrent import DOMAIN, insert_fused_nodes
 from export.parity import check, max_differences
 
 OPSET = 17
@@ -26,12 +26,12 @@ OPSET = 17
 
 def export_onnx(fn: tf.types.experimental.GenericFunction, input_signature: list[tf.TensorSpec], out_path,
                 sample_inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float = 1e-4,
-                placeholders=None) -> dict:
+                fusion=None) -> dict:
     """Converts `fn` (a `tf.function` returning a dict of tensors) with dynamic axes where the
     signature has None, runs `sample_inputs` in onnxruntime and compares with `reference`.
 
-    `placeholders`: a context manager factory yielding `.specs` and `.unfused` (see
-    `layers.runtime_recurrent.recurrent_placeholders`); None converts every layer with tf2onnx.
+    `fusion`: `fusion("onnx")` is a context yielding `.specs` and `.unfused` (see
+    `layers.runtime_recurrent.fuse_recurrent`); None converts every layer with tf2onnx.
 
     Returns {"max_abs_diff", "bytes", "opset", "recurrent_ops" (the op types of the graph:
     "LSTM"/"GRU"/"Loop"...), "recurrent_layers" (layer -> the op it became, and why when a
@@ -40,18 +40,18 @@ def export_onnx(fn: tf.types.experimental.GenericFunction, input_signature: list
     check_no_cudnn(fn.get_concrete_function(*input_signature))
     out_path = pathlib.Path(out_path)
     layers, fallback = {}, None
-    if placeholders is not None:
+    if fusion is not None:
         try:
-            with placeholders() as found:
-                # A fresh tf.function: the placeholders must not land in `fn`'s own traces.
+            with fusion("onnx") as found:
+                # A fresh tf.function: the stand-in ops must not land in `fn`'s own traces.
                 proto = _convert(tf.function(fn.python_function), input_signature, custom=True)
-            fused = replace_placeholders(proto, found.specs)
+            fused = insert_fused_nodes(proto, found.specs)
             layers = {f["layer"]: f"{f['op']} ({f['direction']})" for f in fused}
             layers.update({name: f"Loop: {why}" for name, why in found.unfused.items()})
             differences = _check_and_write(proto, out_path, sample_inputs, reference, atol)
         except ExportError as e:
             fallback, layers = str(e), {}
-    if placeholders is None or fallback is not None:
+    if fusion is None or fallback is not None:
         proto = _convert(fn, input_signature, custom=False)
         differences = _check_and_write(proto, out_path, sample_inputs, reference, atol)
     op_types = {node.op_type for node in proto.graph.node}
@@ -69,8 +69,8 @@ def _convert(fn, input_signature, custom: bool):
     from onnx import helper
 
     options = {}
-    if custom:  # placeholders pass through as nodes of our domain, replaced afterwards
-        options = {"custom_op_handlers": {"EagerPyFunc": (_keep_placeholder, [])},
+    if custom:  # stand-in ops pass through as nodes of our domain, replaced afterwards
+        options = {"custom_op_handlers": {"EagerPyFunc": (_pass_through, [])},
                    "extra_opset": [helper.make_opsetid(DOMAIN, 1)]}
     try:
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=input_signature, opset=OPSET, **options)
@@ -80,7 +80,7 @@ def _convert(fn, input_signature, custom: bool):
     return proto
 
 
-def _keep_placeholder(ctx, node, name, args):
+def _pass_through(ctx, node, name, args):
     node.domain = DOMAIN
     return node
 

@@ -1,7 +1,7 @@
-"""ONNX `LSTM` / `GRU` nodes in place of recurrent placeholders (see `layers/runtime_recurrent`).
+"""ONNX `LSTM` / `GRU` nodes in place of recurrent stand-in ops (see `layers/runtime_recurrent`).
 
-tf2onnx passes a placeholder through as a node of the `ai.rnnapps` domain (op type
-`EagerPyFunc`, its `token` attribute naming the layer's spec); `replace_placeholders` swaps each
+tf2onnx passes a stand-in op through as a node of the `ai.rnnapps` domain (op type
+`EagerPyFunc`, its `token` attribute naming the layer's spec); `insert_fused_nodes` swaps each
 for the runtime's op over time-major inputs, since onnxruntime runs only `layout=0`:
 
     x (batch, time, features) -> Transpose -> LSTM(W, R, B, sequence_lens[, P]) -> Y (time, dirs, batch, hidden)
@@ -21,22 +21,20 @@ from onnx import helper, numpy_helper
 DOMAIN = "ai.rnnapps"
 
 
-def replace_placeholders(model: onnx.ModelProto, specs: dict) -> list[dict]:
-    """Replaces every placeholder node of `model` in place; returns, per layer, the op it became."""
-    graph = model.graph
-    done = []
-    for index, node in list(enumerate(graph.node)):
+def insert_fused_nodes(model: onnx.ModelProto, specs: dict) -> list[dict]:
+    """Replaces every stand-in node of `model` in place; returns, per layer, the op it became."""
+    graph, nodes, done = model.graph, [], []
+    for node in graph.node:
         if node.domain != DOMAIN:
+            nodes.append(node)
             continue
-        token = next(a.s.decode() for a in node.attribute if a.name == "token")
-        spec = specs[token]
-        new_nodes, initializers = _fused_nodes(node, spec, prefix=f"{node.name}_{len(done)}")
-        position = list(graph.node).index(node)
-        graph.node.remove(node)
-        for offset, new in enumerate(new_nodes):
-            graph.node.insert(position + offset, new)
+        spec = specs[next(a.s.decode() for a in node.attribute if a.name == "token")]
+        fused, initializers = _fused_nodes(node, spec, prefix=f"{node.name}_{len(done)}")
+        nodes.extend(fused)
         graph.initializer.extend(initializers)
         done.append({"layer": spec["layer"], "op": spec["op"], "direction": spec["direction"]})
+    del graph.node[:]
+    graph.node.extend(nodes)
     kept = [o for o in model.opset_import if o.domain != DOMAIN]
     del model.opset_import[:]
     model.opset_import.extend(kept)

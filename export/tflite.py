@@ -24,7 +24,7 @@ from export.parity import check, max_differences
 
 def export_tflite(fn: tf.types.experimental.GenericFunction, input_signature: list[tf.TensorSpec], out_path,
                   sample_inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float | None = 1e-4,
-                  trackable_obj=None, quantize: bool = False, placeholders=None) -> dict:
+                  trackable_obj=None, quantize: bool = False, fusion=None) -> dict:
     """Freezes `fn` at the fixed shapes of `input_signature` (batch included) and converts it.
 
     With `quantize`, weights are stored as int8 (dynamic-range quantization) and `atol=None`
@@ -34,8 +34,8 @@ def export_tflite(fn: tf.types.experimental.GenericFunction, input_signature: li
     signature's shape beyond the batch axis; they run through the interpreter one
     signature-sized batch at a time.
 
-    `placeholders`: a factory of the context (`layers.runtime_recurrent.recurrent_placeholders`
-    for "litert") under which recurrent layers trace as LiteRT's composite LSTM function. When
+    `fusion`: `fusion("litert")` is the context (`layers.runtime_recurrent.fuse_recurrent`) under
+    which recurrent layers trace as LiteRT's composite LSTM function. When
     every recurrent layer of the graph has it, `fn` is traced with the model's weights read as
     constants (`keras.StatelessScope`; freezing would inline the function) and converts to fused
     `UNIDIRECTIONAL_SEQUENCE_LSTM` ops; if that fails or misses parity, the `WHILE` export is
@@ -50,14 +50,14 @@ def export_tflite(fn: tf.types.experimental.GenericFunction, input_signature: li
             raise ExportError(f"TFLite export needs fixed input shapes, received {spec.name}: {spec.shape}")
     out_path = pathlib.Path(out_path)
     layers, fallback = {}, None
-    if placeholders is not None:
+    if fusion is not None:
         weights = [(v, tf.constant(v.numpy())) for v in getattr(trackable_obj, "variables", [])]
 
         def with_constant_weights(*inputs):
             with keras.StatelessScope(state_mapping=weights):
                 return fn.python_function(*inputs)
 
-        with placeholders() as found:
+        with fusion("litert") as found:
             concrete = tf.function(with_constant_weights).get_concrete_function(*input_signature)
         layers = {**found.specs, **{name: f"WHILE: {why}" for name, why in found.unfused.items()}}
         if found.specs and not found.unfused:

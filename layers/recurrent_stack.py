@@ -9,7 +9,7 @@ import keras
 from layers import PACKAGE, cells
 from layers.fused import FusedGRU, FusedLSTM
 from layers.recurrent import Recurrent
-from layers.runtime_recurrent import active_placeholders, placeholder
+from layers.runtime_recurrent import active_fusion, fused_call
 
 
 def fused_layer(cell: str, options: dict, recurrent_dropout: float = 0.0):
@@ -127,10 +127,10 @@ class RecurrentStack(keras.layers.Layer):
     def call(self, inputs, mask=None, training=None, initial_state=None):
         x, states = inputs, []
         per_layer = 0 if initial_state is None else self.num_states // len(self.recurrent_layers)
-        found = active_placeholders()  # an exporter tracing for the runtimes' fused ops
+        fusion = active_fusion()  # an exporter tracing for a runtime's fused ops
         for i, layer in enumerate(self.recurrent_layers):
-            if found is not None and initial_state is None and not self.return_state and not training:
-                fused = placeholder(layer, x, mask, found)
+            if fusion is not None and initial_state is None and not self.return_state and not training:
+                fused = fused_call(layer, x, mask, fusion)
                 if fused is not None:
                     x = fused
                     continue

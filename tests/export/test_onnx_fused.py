@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from export.onnx import export_onnx
 from layers.recurrent_stack import RecurrentStack
-from layers.runtime_recurrent import recurrent_placeholders
+from layers.runtime_recurrent import fuse_recurrent
 
 pytestmark = pytest.mark.filterwarnings("ignore:Layer .lambda")  # the test model flattens a masked sequence
 
@@ -53,7 +53,7 @@ def _export(model, path, ids, fused=True):
     signature = [tf.TensorSpec([None, ids.shape[1]], tf.int32, name="token_ids")]
     reference = {"logits": model(ids, training=False).numpy()}
     return export_onnx(numeric, signature, path, {"token_ids": ids}, reference, atol=1e-5,
-                       placeholders=recurrent_placeholders if fused else None)
+                       fusion=fuse_recurrent if fused else None)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -77,14 +77,14 @@ def test_a_cell_without_an_onnx_op_stays_a_loop_and_says_why(tmp_path):
     assert all("ElmanCell has no ONNX op" in why for why in report["recurrent_layers"].values()), report
 
 
-def test_without_placeholders_the_graph_keeps_tf2onnx_loops(tmp_path):
+def test_without_fusion_the_graph_keeps_tf2onnx_loops(tmp_path):
     model = _model("lstm", {}, True, True, sequences=False)
     report = _export(model, tmp_path / "m.onnx", _ids(), fused=False)
     assert "Loop" in report["recurrent_ops"] and "recurrent_layers" not in report
 
 
 def test_the_keras_model_keeps_running_after_a_fused_export(tmp_path):
-    """The placeholders live only in the export's own trace, never in the model's functions."""
+    """The stand-in ops live only in the export's own trace, never in the model's functions."""
     model = _model("gru", {"reset_after": True}, True, False, sequences=False)
     ids = _ids()
     before = model(ids).numpy()

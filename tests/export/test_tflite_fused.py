@@ -1,8 +1,6 @@
 """LSTM layers exported as LiteRT's fused UNIDIRECTIONAL_SEQUENCE_LSTM (layers/runtime_recurrent.py
 `litert_lstm`), checked against the Keras model on padded batches of mixed lengths."""
 
-import functools
-
 import keras
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import tensorflow as tf
 from export.tflite import export_tflite
 from layers.masked_pooling import MaskedPooling
 from layers.recurrent_stack import RecurrentStack
-from layers.runtime_recurrent import recurrent_placeholders
+from layers.runtime_recurrent import fuse_recurrent
 
 TIME = 12
 
@@ -46,7 +44,7 @@ def _export(model, path, fused=True):
     reference = {"logits": model(ids, training=False).numpy()}
     return export_tflite(numeric, [tf.TensorSpec([1, TIME], tf.int32, name="token_ids")], path, {"token_ids": ids},
                          reference, atol=1e-5, trackable_obj=model,
-                         placeholders=functools.partial(recurrent_placeholders, "litert") if fused else None)
+                         fusion=fuse_recurrent if fused else None)
 
 
 @pytest.mark.parametrize("pooling", ["last", "max"])
@@ -106,6 +104,6 @@ def test_a_cell_state_beyond_the_fused_ops_clip_falls_back_to_the_loop(tmp_path)
 
     report = export_tflite(numeric, [tf.TensorSpec([1, 35, 1], tf.float32, name="x")], tmp_path / "m.tflite",
                            {"x": x}, {"h": model(x).numpy()}, atol=1e-5, trackable_obj=model,
-                           placeholders=functools.partial(recurrent_placeholders, "litert"))
+                           fusion=fuse_recurrent)
     assert "WHILE" in report["ops"] and "parity" in report["fused_fallback"], report
     assert max(report["max_abs_diff"].values()) < 1e-5
