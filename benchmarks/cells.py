@@ -6,10 +6,19 @@ Batch 64, length 100 (a quarter of the rows padded to half length, masked), inpu
 variant in its own process, alternating, medians of rounds).
 
 Our cells run in `layers.Recurrent` under `jit_compile=True`, as the project runs custom cells;
-`+xla` / `-xla` variants show the built-in with XLA and our LSTM without it, for comparison.
-PyTorch's `nn.LSTM` is added where torch is installed.
+`+xla` / `-xla` variants show the built-in with XLA and our LSTM without it, `lstm-autodiff`
+our LSTM with the recurrent kernel's gradient left to autodiff (per step) instead of
+`layers.batched_gradient` (one matmul per sequence), for comparison. PyTorch's `nn.LSTM` is added
+where torch is installed (an optional extra, not a dependency): `torch.LSTM` on the padded batch
+without a mask, `torch.LSTM+packed` with `pack_padded_sequence` (what masking costs there), one
+intra-op thread per core as the others.
 
-    python -m benchmarks.cells [--rounds 3] [--steps 20]
+Each variant also reports GFLOP/s: the matmul work of a training step (forward, and twice that
+backward: 6 * batch * length * (features + units) * gates * units multiply-adds counted as 2
+FLOPs each, for the recurrent kernels' shapes), and the share of this CPU's float32 matmul
+peak, measured in the same run as the best of TensorFlow's and NumPy's 2048 x 2048 matmul.
+
+    python -m benchmarks.cells [--rounds 3] [--steps 20] [--variants lstm torch.LSTM]
 """
 
 from __future__ import annotations
@@ -23,8 +32,18 @@ import time
 
 BATCH, LENGTH, FEATURES, UNITS = 64, 100, 128, 256
 REFERENCE = "keras.LSTM"
-KERAS_VARIANTS = ["keras.LSTM", "keras.LSTM+xla", "keras.RNN(LSTMCell)", "lstm-xla", "lstm", "peephole_lstm",
-                  "cifg_lstm", "gru", "elman", "irnn", "urnn", "scrn"]
+KERAS_VARIANTS = ["keras.LSTM", "keras.LSTM+xla", "keras.RNN(LSTMCell)", "lstm-xla", "lstm-autodiff", "lstm",
+                  "peephole_lstm", "cifg_lstm", "layernorm_lstm", "gru", "gru+reset_after", "elman", "irnn", "urnn",
+                  "scrn"]
+TORCH_VARIANTS = ["torch.LSTM", "torch.LSTM+packed"]
+PEAK = "matmul-peak"
+# Gate blocks of each variant's recurrent kernel (units x blocks * units): its FLOPs per token.
+BLOCKS = {"cifg_lstm": 3, "gru": 3, "gru+reset_after": 3, "elman": 1, "irnn": 1, "urnn": 1, "scrn": 1}
+
+
+def train_flops_per_token(variant: str) -> float:
+    """Matmul FLOPs of one token's forward and backward pass: 3 x 2 x (features + units) x gates."""
+    return 6.0 * (FEATURES + UNITS) * BLOCKS.get(variant, 4) * UNITS
 
 
 def _data(np):
@@ -47,8 +66,12 @@ def _keras_tokens_per_second(variant: str, steps: int) -> float:
         rnn, jit = keras.layers.LSTM(UNITS), variant.endswith("+xla") or "auto"
     elif variant == "keras.RNN(LSTMCell)":
         rnn = keras.layers.RNN(keras.layers.LSTMCell(UNITS))
+    elif variant == "gru+reset_after":
+        rnn, jit = Recurrent(cells.get("gru", UNITS, reset_after=True)), True
     else:
-        rnn, jit = Recurrent(cells.get(variant.removesuffix("-xla"), UNITS)), not variant.endswith("-xla")
+        name = variant.removesuffix("-xla").removesuffix("-autodiff")
+        rnn = Recurrent(cells.get(name, UNITS), batched_gradient=not variant.endswith("-autodiff"))
+        jit = not variant.endswith("-xla")
     model = keras.Sequential([keras.Input((LENGTH, FEATURES)), keras.layers.Masking(0.0), rnn, keras.layers.Dense(1)])
     model.compile(keras.optimizers.Adam(1e-3), "mse", jit_compile=jit)
     x, y = _data(np)
@@ -67,10 +90,11 @@ def _keras_tokens_per_second(variant: str, steps: int) -> float:
     return BATCH * LENGTH / statistics.median(durations)
 
 
-def _torch_tokens_per_second(steps: int) -> float:
+def _torch_tokens_per_second(variant: str, steps: int) -> float:
     import numpy as np
     import torch
 
+    torch.set_num_threads(os.cpu_count() or 1)
     x, y = (torch.from_numpy(a) for a in _data(np))
     lengths = torch.full((BATCH,), LENGTH)
     lengths[: BATCH // 4] = LENGTH // 2
@@ -78,7 +102,8 @@ def _torch_tokens_per_second(steps: int) -> float:
     optimizer = torch.optim.Adam([*lstm.parameters(), *head.parameters()], 1e-3)
 
     def step():
-        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        packed = (torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+                  if variant.endswith("+packed") else x)
         _, (h, _) = lstm(packed)
         loss = torch.nn.functional.mse_loss(head(h[-1]), y)
         optimizer.zero_grad()
@@ -95,6 +120,26 @@ def _torch_tokens_per_second(steps: int) -> float:
     return BATCH * LENGTH / statistics.median(durations)
 
 
+def _matmul_peak_gflops() -> float:
+    """float32 GFLOP/s of a 2048 x 2048 matmul, the best of TensorFlow's and NumPy's."""
+    import numpy as np
+    import tensorflow as tf
+
+    n = 2048
+    a = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
+    best = 0.0
+    for matmul in (np.matmul, lambda p, q: tf.matmul(p, q).numpy()):
+        p, q = (tf.constant(a), tf.constant(a)) if matmul is not np.matmul else (a, a)
+        matmul(p, q)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            matmul(p, q)
+            times.append(time.perf_counter() - start)
+        best = max(best, 2 * n ** 3 / min(times) / 1e9)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -104,7 +149,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        speed = (_torch_tokens_per_second(args.steps) if args.child == "torch.nn.LSTM"
+        if args.child == PEAK:
+            print(json.dumps({"tokens_per_second": _matmul_peak_gflops()}))  # the key rounds() reads
+            return
+        speed = (_torch_tokens_per_second(args.child, args.steps) if args.child.startswith("torch.")
                  else _keras_tokens_per_second(args.child, args.steps))
         print(json.dumps({"tokens_per_second": speed}))
         return
@@ -115,16 +163,21 @@ def main() -> None:
     if REFERENCE not in variants:
         variants.insert(0, REFERENCE)
     if args.variants is None and importlib.util.find_spec("torch") is not None:
-        variants.append("torch.nn.LSTM")
-    results = rounds("benchmarks.cells", variants, args.rounds, ["--steps", str(args.steps)], "tokens_per_second")
-    reference = median(results[REFERENCE])
-    lstm = median(results.get("lstm", []))
+        variants.extend(TORCH_VARIANTS)
+    results = rounds("benchmarks.cells", [*variants, PEAK], args.rounds, ["--steps", str(args.steps)],
+                     "tokens_per_second")
+    reference, peak = median(results[REFERENCE]), median(results[PEAK])
+    lstm, torch_lstm = median(results.get("lstm", [])), median(results.get("torch.LSTM", []))
     print(f"\ntraining tokens/s, batch {BATCH}, length {LENGTH}, input {FEATURES}, hidden {UNITS}, "
-          f"masked; medians of {args.rounds} rounds")
-    print(f"{'variant':<22} {'tokens/s':>10} {'vs keras.LSTM':>14} {'vs lstm':>8}")
+          f"masked; medians of {args.rounds} rounds; float32 matmul peak {peak:.0f} GFLOP/s")
+    print(f"{'variant':<22} {'tokens/s':>10} {'GFLOP/s':>8} {'of peak':>8} {'vs keras.LSTM':>14} {'vs lstm':>8} "
+          f"{'vs torch.LSTM':>14}")
     for variant in variants:
         speed = median(results[variant])
-        print(f"{variant:<22} {speed:>10.0f} {speed / reference:>13.2f}x {speed / lstm:>7.2f}x")
+        gflops = speed * train_flops_per_token(variant.removeprefix("torch.").removesuffix("-xla")
+                                               .removesuffix("-autodiff")) / 1e9
+        print(f"{variant:<22} {speed:>10.0f} {gflops:>8.0f} {gflops / peak:>7.0%} {speed / reference:>13.2f}x "
+              f"{speed / lstm:>7.2f}x {speed / torch_lstm:>13.2f}x")
 
 
 if __name__ == "__main__":

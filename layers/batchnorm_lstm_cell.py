@@ -60,6 +60,7 @@ class BatchNormLSTMCell(LSTMCell):
     """
 
     collects_statistics = True  # in training, steps also output what `update_statistics` needs
+    fits_template = False  # its step also needs the mask and the position (LSTMCell's after_recurrent is not it)
 
     def __init__(self, units: int, max_steps: int = 100, momentum: float = 0.99, gamma_initial_value: float = 0.1,
                  epsilon: float = 1e-3, **kwargs):

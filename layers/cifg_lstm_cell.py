@@ -29,9 +29,9 @@ class CIFGLSTMCell(LSTMCell):
     projection_blocks = 3
     forget_gate = 0
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev, c_prev = states
-        z = projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel)  # (batch, 3 * units)
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = projected + recurrent  # (batch, 3 * units)
         f, g, o = split_blocks(z, 3)
         f = ops.sigmoid(f)
         c = f * c_prev + (1.0 - f) * ops.tanh(g)

@@ -8,7 +8,6 @@ https://arxiv.org/abs/1504.00941.
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from layers import PACKAGE
 from layers.recurrent_cell import RecurrentCell
@@ -34,6 +33,8 @@ class ElmanCell(RecurrentCell):
     (2, 3)
     """
 
+    additive_recurrent = True  # after_recurrent starts with projected + recurrent
+
     def __init__(self, units: int, activation="tanh", **kwargs):
         super().__init__(units, **kwargs)
         self.activation = keras.activations.get(activation)
@@ -44,9 +45,8 @@ class ElmanCell(RecurrentCell):
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel",
                                                 initializer=self.recurrent_initializer)
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev = states[0]
-        h = self.activation(projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel))
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        h = self.activation(projected + recurrent)
         return h, [h]
 
     def get_config(self):

@@ -56,20 +56,30 @@ class GRUCell(RecurrentCell):
         if self.reset_after:
             self.recurrent_bias = self.add_weight(shape=(3 * self.units,), name="recurrent_bias", initializer="zeros")
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev = states[0]
-        h_in = self.masked(h_prev, state_mask)  # in the matmuls only; the update below keeps h_prev
+    @property
+    def fits_template(self) -> bool:
+        return self.reset_after  # otherwise the candidate's matmul needs r first
+
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        """reset_after only: `recurrent` = h_{t-1} U, (batch, 3 * units)."""
         a_z, a_r, a_h = split_blocks(projected, 3)
+        r_z, r_r, r_h = split_blocks(recurrent + self.recurrent_bias, 3)
+        z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
+        return self.update(states[0], z, ops.tanh(a_h + r * r_h))
+
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
         if self.reset_after:
-            rec = ops.matmul(h_in, self.recurrent_kernel) + self.recurrent_bias  # (batch, 3 * units)
-            r_z, r_r, r_h = split_blocks(rec, 3)
-            z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
-            candidate = ops.tanh(a_h + r * r_h)
-        else:
-            rec = ops.matmul(h_in, self.recurrent_kernel[:, : 2 * self.units])  # (batch, 2 * units)
-            r_z, r_r = split_blocks(rec, 2)
-            z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
-            candidate = ops.tanh(a_h + ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * self.units :]))
+            return super().recurrent_step(projected, states, training, state_mask)
+        h_prev = states[0]
+        h_in = self.masked(h_prev, state_mask)  # in the matmuls only; the update keeps h_prev
+        a_z, a_r, a_h = split_blocks(projected, 3)
+        rec = ops.matmul(h_in, self.recurrent_kernel[:, : 2 * self.units])  # (batch, 2 * units)
+        r_z, r_r = split_blocks(rec, 2)
+        z, r = ops.sigmoid(a_z + r_z), ops.sigmoid(a_r + r_r)
+        return self.update(h_prev, z, ops.tanh(a_h + ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * self.units :])))
+
+    @staticmethod
+    def update(h_prev, z, candidate):
         h = (1.0 - z) * h_prev + z * candidate
         return h, [h]
 

@@ -39,6 +39,8 @@ class LayerNormLSTMCell(LSTMCell):
     (2, 3)
     """
 
+    additive_recurrent = False  # the recurrent part is normalised first
+
     def build_recurrent(self):
         super().build_recurrent()
         blocks = self.projection_size
@@ -49,9 +51,9 @@ class LayerNormLSTMCell(LSTMCell):
     def project_inputs(self, inputs):
         return layer_norm(self.input_matmul(inputs), self.input_gamma, self.input_beta) + self.bias
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev, c_prev = states
-        recurrent = layer_norm(ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel), self.recurrent_gamma, self.recurrent_beta)
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        recurrent = layer_norm(recurrent, self.recurrent_gamma, self.recurrent_beta)
         i, f, g, o = split_blocks(projected + recurrent, 4)  # (batch, units) each
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.cell_gamma, self.cell_beta))

@@ -33,6 +33,7 @@ class LSTMCell(RecurrentCell):
     """
 
     projection_blocks = 4
+    additive_recurrent = True  # after_recurrent starts with projected + recurrent
 
     def __init__(self, units: int, forget_bias: float = 1.0, **kwargs):
         self.forget_bias = forget_bias  # read by default_bias_initializer
@@ -49,9 +50,9 @@ class LSTMCell(RecurrentCell):
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.projection_size), name="recurrent_kernel",
                                                 initializer=self.recurrent_initializer)
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev, c_prev = states
-        z = projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel)  # (batch, 4 * units)
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = projected + recurrent  # (batch, 4 * units)
         i, f, g, o = split_blocks(z, 4)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)

@@ -31,9 +31,9 @@ class PeepholeLSTMCell(LSTMCell):
         super().build_recurrent()
         self.peephole_kernel = self.add_weight(shape=(3, self.units), name="peephole_kernel", initializer="zeros")
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev, c_prev = states
-        z = projected + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel)  # (batch, 4 * units)
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = projected + recurrent  # (batch, 4 * units)
         i, f, g, o = split_blocks(z, 4)
         p_i, p_f, p_o = self.peephole_kernel[0], self.peephole_kernel[1], self.peephole_kernel[2]
         c = ops.sigmoid(f + p_f * c_prev) * c_prev + ops.sigmoid(i + p_i * c_prev) * ops.tanh(g)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
+import tensorflow as tf
 from keras import ops, tree
 
 from layers import PACKAGE
+from layers.batched_gradient import batched_gradient_rnn
 from layers.internals import backend_rnn
+from layers.recurrent_cell import RecurrentCell
 from layers.sequence_dropout import SequenceDropout
+
+HALF = ("bfloat16", "float16")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -27,13 +34,36 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     `recurrent_dropout` the cell must be a `RecurrentCell` (it applies the mask to h_{t-1}
     inside its recurrent matmul only).
 
-    Args: as `keras.layers.RNN`, plus the dropout options above.
+    In training, a template cell (`RecurrentCell.fits_template`: lstm, peephole_lstm,
+    cifg_lstm, gru with `reset_after`, elman, irnn, layernorm_lstm, scrn) runs the loop of
+    `layers.batched_gradient`, whose backward pass computes the recurrent kernel's gradient as
+    one matmul over all steps, as the fused kernels do (`batched_gradient=False`: autodiff of
+    the plain loop; same numbers to rounding).
+
+    Under a half-precision policy (`mixed_bfloat16`, `mixed_float16`) on a machine without a
+    GPU, a `RecurrentCell` runs in float32 with a warning: XLA emulates half precision on CPUs
+    and our cells trained 4x slower in it; the layers around it keep the policy.
+
+    Args: as `keras.layers.RNN`, plus the dropout options above and `batched_gradient`.
 
     Example:
     >>> from layers.lstm_cell import LSTMCell
     >>> tuple(Recurrent(LSTMCell(3), return_sequences=True)(keras.ops.ones((2, 5, 4))).shape)
     (2, 5, 3)
     """
+
+    def __init__(self, *args, batched_gradient: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batched_gradient = bool(batched_gradient)
+        if self.compute_dtype in HALF and isinstance(self.cell, RecurrentCell) and not tf.config.list_physical_devices(
+                "GPU"):
+            # XLA on a CPU emulates bfloat16 elementwise: our cells trained 4x slower under
+            # mixed_bfloat16 than in float32 (keras.layers.LSTM, oneDNN, gains 1.1-1.3x).
+            warnings.warn(f"{type(self.cell).__name__} runs in float32 on this CPU under the {self.dtype_policy.name!r} "
+                          "policy: XLA emulates half precision on CPUs (4x slower); the layers around it keep the "
+                          "policy, and keras.layers.LSTM / GRU (model.implementation=keras) run it natively",
+                          stacklevel=2)
+            self.dtype_policy = self.cell.dtype_policy = "float32"
 
     def inner_loop(self, sequences, initial_state, mask, training=False):  # private hook: layers/internals.py
         return self.run_regularized(self._hoisted_loop, sequences, initial_state, mask, training)
@@ -55,6 +85,12 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         step_inputs = cell.sequence_inputs(inputs, mask, training)  # e.g. (time, batch, projection_size)
         # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.
         collect = bool(training) and getattr(cell, "collects_statistics", False)
+
+        if training and self.batched_gradient and getattr(cell, "fits_template", False) and not self.unroll:
+            last_output, outputs, states = batched_gradient_rnn(
+                cell, step_inputs, list(initial_state), mask=mask, state_mask=state_mask, go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask, training=training)
+            return last_output, ops.transpose(outputs, (1, 0, 2)), states
 
         def step(inputs, states):
             return cell.recurrent_step(inputs, states, training=training, state_mask=state_mask)
@@ -79,4 +115,4 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         return last_output, ops.transpose(outputs, (1, 0, 2)), states  # outputs (batch, time, units)
 
     def get_config(self):
-        return {**super().get_config(), **self.dropout_config()}
+        return {**super().get_config(), **self.dropout_config(), "batched_gradient": self.batched_gradient}

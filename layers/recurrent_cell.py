@@ -18,9 +18,12 @@ class RecurrentCell(keras.layers.Layer):
     `recurrent_step`. Both give the same numbers.
 
     Subclasses set `state_size`, `output_size` and `projection_size` (the width of the input
-    projection) and define `build_recurrent(units)` and `recurrent_step(projected, states,
-    training, state_mask)`; `state_mask` (recurrent dropout, from `Recurrent`) multiplies
-    h_{t-1} where it enters the recurrent matmul, and nowhere else (`self.masked(h, state_mask)`).
+    projection) and define `build_recurrent(units)` and either `after_recurrent(projected,
+    recurrent, states, training)` — the step given `recurrent` = h_{t-1} U (a "template" cell,
+    whose U gradient `Recurrent` computes once per sequence in training) — or a whole
+    `recurrent_step(projected, states, training, state_mask)`; `state_mask` (recurrent dropout,
+    from `Recurrent`) multiplies h_{t-1} where it enters the recurrent matmul, and nowhere else
+    (`self.masked(h, state_mask)`).
 
     Args:
         units: width of the hidden state (positive).
@@ -32,6 +35,8 @@ class RecurrentCell(keras.layers.Layer):
     projection_blocks = 1  # projection_size = projection_blocks * units unless overridden
     projection_bias = True  # whether project_inputs adds a bias
     has_recurrent_kernel = True  # a `recurrent_kernel` weight (h_{t-1} -> gates) that DropConnect can drop
+    # after_recurrent begins with projected + recurrent (one gradient for both in `layers.batched_gradient`)
+    additive_recurrent = False
 
     def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer=None, **kwargs):
@@ -81,6 +86,18 @@ class RecurrentCell(keras.layers.Layer):
             flat = ops.reshape(inputs, (-1, inputs.shape[-1]))  # (batch * time, features)
             return ops.reshape(ops.matmul(flat, self.kernel), (batch, steps, self.projection_size))
         return ops.matmul(inputs, self.kernel)  # (batch, projection_size)
+
+    def recurrent_step(self, projected, states, training=False, state_mask=None):
+        """The step after the input projection. A template cell (`fits_template`) defines only
+        `after_recurrent`: the recurrent matmul of h_{t-1} = states[0] comes first, alone."""
+        recurrent = ops.matmul(self.masked(states[0], state_mask), self.recurrent_kernel)
+        return self.after_recurrent(projected, recurrent, states, training=training)
+
+    @property
+    def fits_template(self) -> bool:
+        """Whether the step is `after_recurrent(projected, (h_{t-1} * state_mask) U, states)`, so
+        that `layers.batched_gradient` can compute U's gradient once per sequence."""
+        return callable(getattr(self, "after_recurrent", None))
 
     def masked(self, h, state_mask):
         """h_{t-1} as it enters the recurrent matmul: times the recurrent-dropout mask, if any."""

@@ -55,11 +55,11 @@ class SCRNCell(RecurrentCell):
         self.context_kernel = self.add_weight(shape=(self.context_units, self.units), name="context_kernel",
                                               initializer="glorot_uniform")
 
-    def recurrent_step(self, projected, states, training=False, state_mask=None):
-        h_prev, s_prev = states
+    def after_recurrent(self, projected, recurrent, states, training=False):
+        s_prev = states[1]
         b, a = projected[:, : self.context_units], projected[:, self.context_units :]
         s = (1.0 - self.alpha) * b + self.alpha * s_prev
-        h = ops.sigmoid(ops.matmul(s, self.context_kernel) + a + ops.matmul(self.masked(h_prev, state_mask), self.recurrent_kernel))
+        h = ops.sigmoid(ops.matmul(s, self.context_kernel) + a + recurrent)
         return ops.concatenate([h, s], axis=-1), [h, s]
 
     def get_config(self):
