@@ -56,3 +56,24 @@ def plot_attention(path, weights, source_tokens, target_tokens) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_image_attention(path, image, weights, words) -> None:
+    """Where a captioner looked for each word: the image (height, width, 3; 0..255) under each
+    word's attention (words, grid height, grid width), upsampled, one panel per word."""
+    import numpy as np
+
+    plt = _pyplot()
+    columns = min(len(words), 5)
+    rows = -(-len(words) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    height, width = image.shape[:2]
+    for ax, word, w in zip(axes.flat, words, weights):
+        ax.imshow(np.clip(image, 0, 255).astype("uint8"))
+        ax.imshow(w, cmap="gray", alpha=0.6, extent=(0, width, height, 0), interpolation="bilinear")
+        ax.set_title(word)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -41,6 +41,10 @@ APPS = {
                        "character language model, truncated BPTT: generation, cell activations (bpc, perplexity)",
                        "train.txt, valid.txt (or dev.txt), test.txt of raw UTF-8 text, or one text file",
                        "tfds:tiny_shakespeare"),
+    "captioning": AppEntry("apps.captioning:Captioning",
+                           "one-to-many: image -> caption, a CNN encoder and an attentive decoder (bleu4)",
+                           "images/ and train.tsv, dev.tsv, test.tsv with image_file<TAB>caption",
+                           "tfds:coco_captions"),
 }
 DEFAULT_APP = next(iter(APPS))  # what `rnnapps demo` runs without a name
 

@@ -4,11 +4,35 @@ host-side loops and step exports, `export.step_loop`), and their text metrics.""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import keras
 import tensorflow as tf
 
 from layers.decoding import beam_search, greedy_search
 from pipelines.vocabulary import PAD_ID
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    """How the sequence-to-sequence apps decode."""
+
+    target_max_length: int | None = None  # None: the training targets' length percentile (+ [EOS])
+    beam_width: int = 4  # for --beam without a number, and the export's beam signature
+    alpha: float = 0.6  # GNMT length penalty of beam search
+    extra_length: int = 5  # decoding may run this many tokens past target_max_length
+
+
+def named_function(function, names: list[str]):
+    """A tf.function of `function(*args)` whose parameters are called `names`: tf2onnx names a
+    graph's inputs after the parameters, and `*states` would give `states`, `states_1`, ..."""
+    def call(*args):
+        return function(*args)
+
+    call.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                            for n in names])
+    return tf.function(call)
 
 
 def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
@@ -23,9 +47,10 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
 
 
 class AttentionDecoding(tf.Module):
-    """`encoder`: a Keras model from source ids (batch, time) to (memory (batch, time, d),
-    first decoder state (batch, units)); `decoder`: the model's `AttentionDecoder`. Source
-    positions holding `PAD_ID` are masked out of the attention."""
+    """`encoder`: a Keras model from the source (ids (batch, time) for translation, images for
+    captioning) to (memory (batch, positions, d), first decoder state (batch, units)); `decoder`:
+    the model's `AttentionDecoder`. `memory_mask(source)` says which memory positions the
+    attention sees: source ids holding `PAD_ID` are masked out; a subclass may see them all."""
 
     def __init__(self, encoder: keras.Model, decoder, bos_id: int, eos_id: int, max_decode: int, alpha: float = 0.6):
         super().__init__()
@@ -36,9 +61,13 @@ class AttentionDecoding(tf.Module):
     def start(self, source_ids):
         """Decoder states for a batch of source ids: cell states plus the memory they attend to."""
         memory, first_h = self.encoder(source_ids)
-        memory_mask = tf.not_equal(source_ids, PAD_ID)
+        memory_mask = self.memory_mask(source_ids)
         keys = self.decoder.prepare_memory(memory, memory_mask)
         return (self.decoder.initial_states(first_h), memory, keys, memory_mask)
+
+    def memory_mask(self, source):
+        """(batch, positions) bool, or None for all positions."""
+        return tf.not_equal(source, PAD_ID)
 
     def step(self, token_ids, states):
         cell_states, memory, keys, memory_mask = states

@@ -22,7 +22,7 @@ from keras import ops
 
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.plots import plot_attention
-from apps.seq2seq import AttentionDecoding, translation_scores
+from apps.seq2seq import AttentionDecoding, DecodeConfig, translation_scores
 from apps.training import Progress
 from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig, TextDataConfig, TrainConfig,
                          choice, replace)
@@ -59,14 +59,6 @@ class ModelConfig(PretrainedEmbeddings):
     source_vocab_size: int = 0  # resolved
     target_vocab_size: int = 0  # resolved
     implementation: str = ""  # resolved: the encoder's recurrent layer
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeConfig:
-    target_max_length: int | None = None  # None: the training targets' length percentile (+ [EOS])
-    beam_width: int = 4  # for --beam without a number, and the export's beam signature
-    alpha: float = 0.6  # GNMT length penalty of beam search
-    extra_length: int = 5  # decoding may run this many tokens past target_max_length
 
 
 @dataclasses.dataclass(frozen=True)

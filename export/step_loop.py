@@ -11,10 +11,13 @@ import numpy as np
 
 
 def greedy_step_loop(encode, step, inputs: dict[str, np.ndarray], state_names: list[str], start_id: int,
-                     end_id: int, max_steps: int, carried: tuple[str, ...] = ("memory", "keys")) -> list[int]:
+                     end_id: int, max_steps: int, carried: tuple[str, ...] = ("memory", "keys"),
+                     step_takes_inputs: bool = True, next_prefix: str = "") -> list[int]:
     """Greedy decoding of one example (batch 1): `encode(**inputs)` gives the carried tensors
-    and the first states; each `step` gets the previous token, `inputs`, the carried tensors
-    and the states. Returns the ids decoded, `end_id` included when reached.
+    and the first states; each `step` gets the previous token, `inputs` (unless not
+    `step_takes_inputs`), the carried tensors and the states. Returns the ids decoded, `end_id`
+    included when reached. The step returns each new state as `next_prefix + name` (ONNX
+    refuses an output named as an input).
 
     Example (a step that counts down from the start id):
     >>> encode = lambda **x: {"memory": x["source_ids"], "state_0": np.zeros((1, 1))}
@@ -25,13 +28,13 @@ def greedy_step_loop(encode, step, inputs: dict[str, np.ndarray], state_names: l
     """
     encoded = encode(**inputs)
     states = {name: encoded[name] for name in state_names}
-    fixed = {**inputs, **{name: encoded[name] for name in carried}}
+    fixed = {**(inputs if step_takes_inputs else {}), **{name: encoded[name] for name in carried}}
     token, out = start_id, []
     for _ in range(max_steps):
         result = step(token_ids=np.array([token], np.int32), **fixed, **states)
         token = int(np.argmax(result["logits"][0]))
         out.append(token)
-        states = {name: result[name] for name in state_names}
+        states = {name: result[next_prefix + name] for name in state_names}
         if token == end_id:
             break
     return out

@@ -312,7 +312,60 @@ class TextClassificationPreprocessor(TextPreprocessor):
         return encode_from_assets(assets, "vocab", assets["vocabulary"], texts, assets["max_length"], length)
 
 
-class Seq2SeqPreprocessor(TextPreprocessor):
+class TargetSide:
+    """What a preprocessor of generated text has (a translator's target, a captioner's captions):
+    a `target_vocab` with [BOS] and [EOS] after padding and OOV, `target_max_length` (with [EOS]),
+    teacher forcing, and generated ids back to detokenized text, in TensorFlow and in Python.
+    `target_lowercase` says whether the side is case-folded."""
+
+    target_vocab: Vocabulary | None
+    target_max_length: int | None
+    target_lowercase = False
+
+    @property
+    def bos_id(self) -> int:
+        return self.target_vocab.id_of(BOS)
+
+    @property
+    def eos_id(self) -> int:
+        return self.target_vocab.id_of(EOS)
+
+    def tf_target_encoder(self):
+        """Target texts -> ragged ids, cut to leave room for [EOS]."""
+        return self.side_encoder("target", self.target_vocab, self.target_lowercase, self.target_max_length - 1)
+
+    def teacher_forcing(self):
+        """A TensorFlow function: (batch,) target texts -> ragged (`[BOS] ids` decoder inputs,
+        `ids [EOS]` targets). Made outside tf.data's functions: it holds the lookup table."""
+        encode, bos, eos = self.tf_target_encoder(), self.bos_id, self.eos_id
+
+        def split(targets):
+            target = encode(targets)
+            column = tf.concat([tf.shape(targets)[0:1], [1]], 0)  # (batch, 1)
+            return tf.concat([tf.fill(column, bos), target], axis=1), tf.concat([target, tf.fill(column, eos)], axis=1)
+
+        return split
+
+    def target_text(self, target_tokens: tf.Tensor):
+        """A TensorFlow function: (batch, steps) target ids -> (batch,) detokenized text, without
+        padding, [UNK], [BOS] and [EOS] (every id up to `eos_id`). `target_tokens` is the
+        vocabulary as a string tensor, held by the serving module that calls this."""
+        eos, join = self.eos_id, tf_detokenize_pieces if "target" in self.subwords else tf_detokenize
+
+        def ids_to_text(ids):
+            return join(tf.ragged.boolean_mask(tf.gather(target_tokens, ids), ids > eos))
+
+        return ids_to_text
+
+    @staticmethod
+    def decode_assets(assets: dict, rows) -> list[str]:
+        """Target ids -> detokenized text without TensorFlow (ids up to [EOS] are special)."""
+        vocabulary, eos_id = assets["target_vocabulary"], assets["eos_id"]
+        join = detokenize_pieces if assets["tokenizer"].get("kind") == "subwords" else detokenize
+        return [join([vocabulary[i] for i in row if i > eos_id]) for row in rows]
+
+
+class Seq2SeqPreprocessor(TargetSide, TextPreprocessor):
     """Source texts -> ids; target texts -> `[BOS] ids` (decoder inputs) and `ids [EOS]` (the
     targets), cut to `target_max_length` with [EOS]; generated ids -> detokenized text.
 
@@ -329,14 +382,6 @@ class Seq2SeqPreprocessor(TextPreprocessor):
         self.target_vocab: Vocabulary | None = None
         self.max_length: int | None = data.max_length
         self.target_max_length = target_max_length
-
-    @property
-    def bos_id(self) -> int:
-        return self.target_vocab.id_of(BOS)
-
-    @property
-    def eos_id(self) -> int:
-        return self.target_vocab.id_of(EOS)
 
     def fit(self, pairs) -> dict:
         """Fits on training pairs (`.source`, `.target`); returns the config values it resolves."""
@@ -367,20 +412,12 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     def input_vocab(self):
         return "source", self.source_vocab
 
-    def tf_target_encoder(self):
-        """Target texts -> ragged ids, cut to leave room for [EOS]."""
-        return self.side_encoder("target", self.target_vocab, False, self.target_max_length - 1)
-
     def dataset(self, pairs, training: bool) -> tf.data.Dataset:
         """((source_ids, target_in), target_out) batches, bucketed by source length."""
-        encode_source, encode_target = self.tf_encoder(), self.tf_target_encoder()
-        bos, eos = self.bos_id, self.eos_id
+        encode_source, teacher_forcing = self.tf_encoder(), self.teacher_forcing()
 
         def encode(sources, targets):
-            target = encode_target(targets)
-            column = tf.concat([tf.shape(targets)[0:1], [1]], 0)  # (batch, 1)
-            target_in = tf.concat([tf.fill(column, bos), target], axis=1)
-            target_out = tf.concat([target, tf.fill(column, eos)], axis=1)
+            target_in, target_out = teacher_forcing(targets)
             return (encode_source(sources), target_in), target_out
 
         ds = tf.data.Dataset.from_tensor_slices(([p.source for p in pairs], [p.target for p in pairs]))
@@ -389,17 +426,6 @@ class Seq2SeqPreprocessor(TextPreprocessor):
         ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         ds = ds.map(lambda inputs, out: (inputs, out))  # ragged rows -> dense tensors
         return ds.apply(pad_and_bucket(self.data.batch_size, self.boundaries)).prefetch(tf.data.AUTOTUNE)
-
-    def target_text(self, target_tokens: tf.Tensor):
-        """A TensorFlow function: (batch, steps) target ids -> (batch,) detokenized text, without
-        padding, [UNK], [BOS] and [EOS] (every id up to `eos_id`). `target_tokens` is the
-        vocabulary as a string tensor, held by the serving module that calls this."""
-        eos, join = self.eos_id, tf_detokenize_pieces if "target" in self.subwords else tf_detokenize
-
-        def ids_to_text(ids):
-            return join(tf.ragged.boolean_mask(tf.gather(target_tokens, ids), ids > eos))
-
-        return ids_to_text
 
     def save(self, directory: pathlib.Path) -> None:
         self.save_subwords(directory)
@@ -428,10 +454,3 @@ class Seq2SeqPreprocessor(TextPreprocessor):
     @staticmethod
     def encode_assets(assets: dict, texts: Sequence[str], length: int | None = None) -> np.ndarray:
         return encode_from_assets(assets, "source", assets["source_vocabulary"], texts, assets["max_length"], length)
-
-    @staticmethod
-    def decode_assets(assets: dict, rows) -> list[str]:
-        """Target ids -> detokenized text without TensorFlow (ids up to [EOS] are special)."""
-        vocabulary, eos_id = assets["target_vocabulary"], assets["eos_id"]
-        join = detokenize_pieces if assets["tokenizer"].get("kind") == "subwords" else detokenize
-        return [join([vocabulary[i] for i in row if i > eos_id]) for row in rows]

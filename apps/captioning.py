@@ -1,0 +1,380 @@
+"""Image captioning (one-to-many): an image in, a sentence out. A CNN encodes the image into a
+grid of feature vectors; the recurrent decoder starts from a state made from the image (instead
+of zeros) and, by default, attends over the grid at every word (Show, Attend and Tell, with the
+Bahdanau layer); teacher forcing in training, greedy or beam search at inference. It is
+translation's decoder, decoding and step export with a CNN for an encoder (`apps/seq2seq.py`).
+
+Data: `synthetic` (rendered scenes of coloured shapes captioned from the scene:
+`pipelines/synthetic_scenes.py`), `tfds:coco_captions`, or a directory with `images/` and
+`train.tsv` / `dev.tsv` / `test.tsv` of `image_file<TAB>caption` (several lines per image).
+Metric: `bleu4` (sacreBLEU, every caption of an image a reference).
+
+    rnnapps train captioning --data path/to/captions --out runs/cap
+    rnnapps predict runs/cap photo.jpg --beam 3 --plot
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.app import App, ExportTargets, Loaded, Target
+from apps.config import ConfigError, TextDataConfig, TrainConfig, choice, replace
+from apps.plots import plot_image_attention
+from apps.seq2seq import AttentionDecoding, DecodeConfig, named_function
+from apps.training import Progress
+from export import ExportError
+from export.runtimes import load_runner
+from export.step_loop import greedy_step_loop
+from layers import cells
+from layers.attention_decoder import ATTENTIONS, AttentionDecoder
+from layers.masked_cross_entropy import MaskedCrossEntropy
+from pipelines import synthetic_scenes
+from pipelines.caption_files import ImageCaptions, check_image_file, read_caption_directory
+from pipelines.caption_preprocessor import CaptionPreprocessor
+from pipelines.errors import DataError
+from pipelines.images import decode_batch
+from pipelines.text_preprocessors import EOS
+from pipelines.text_rules import case_fold
+from pipelines.tfds_source import load_tfds_split
+
+ENCODERS = ("cnn", "mobilenet_v3_small", "efficientnet_b0")
+EXAMPLES = pathlib.Path(__file__).parent / "examples"  # scenes of the synthetic source, for the demo
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionDataConfig(TextDataConfig):
+    image_size: int = 64  # images are resized to image_size x image_size
+    lowercase: bool = False  # true: captions case-folded (what the model writes and BLEU compares)
+    length_percentile: float = 100.0  # of caption lengths: target_max_length (never cut by default)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    # cnn: a small CNN trained from scratch; or a keras.applications backbone, with its weights
+    # from a local file (encoder_weights; never downloaded), frozen or fine-tuned.
+    encoder: str = choice("cnn", ENCODERS)
+    encoder_weights: str = ""  # a .weights.h5 / .h5 file of the backbone without its top
+    encoder_trainable: bool = True
+    cnn_filters: int = 32  # of the first block; doubled by each further block
+    cnn_blocks: int = 3  # each halves the grid: 64 px -> an 8 x 8 grid of positions to attend to
+    embedding_dim: int = 64
+    units: int = 128  # the decoder's
+    decoder_cell: str = choice("lstm", cells.step_names())
+    attention: str = choice("bahdanau", ATTENTIONS)  # "none": the mean of the grid at every word
+    attention_units: int = 64
+    input_feeding: bool = True
+    label_smoothing: float = 0.0
+    target_vocab_size: int = 0  # resolved
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptioningConfig:
+    app: str = choice("captioning", ("captioning",))
+    seed: int = 42
+    data: CaptionDataConfig = CaptionDataConfig(batch_size=32, vocab_size=5000, min_count=2)
+    model: ModelConfig = ModelConfig()
+    decode: DecodeConfig = DecodeConfig(beam_width=3)
+    train: TrainConfig = TrainConfig(epochs=20, learning_rate=2e-3, early_stopping_patience=4, lr_patience=1)
+
+    @classmethod
+    def smoke(cls) -> "CaptioningConfig":
+        return replace(cls(), **{"data.source": "synthetic?size=60", "data.batch_size": 16, "data.image_size": 48,
+                                 "data.min_count": 1, "model.cnn_filters": 8, "model.cnn_blocks": 2,
+                                 "model.embedding_dim": 8, "model.units": 8, "model.attention_units": 8,
+                                 "train.epochs": 2})
+
+
+def image_encoder(m: ModelConfig, size: int) -> keras.Model:
+    """(batch, size, size, 3) float 0..255 -> (batch, grid, grid, channels) features."""
+    image = keras.Input((size, size, 3), name="image_in")
+    if m.encoder == "cnn":
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+        for block in range(m.cnn_blocks):
+            filters = m.cnn_filters * 2 ** block
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.MaxPooling2D()(x)
+        return keras.Model(image, x, name="image_encoder")
+    factory = {"mobilenet_v3_small": keras.applications.MobileNetV3Small,
+               "efficientnet_b0": keras.applications.EfficientNetB0}[m.encoder]
+    options = {"include_preprocessing": True} if m.encoder.startswith("mobilenet") else {}
+    backbone = factory(input_tensor=image, include_top=False, weights=None, **options)  # never a download
+    if m.encoder_weights:
+        if not pathlib.Path(m.encoder_weights).is_file():
+            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not exist")
+        try:
+            backbone.load_weights(m.encoder_weights)
+        except Exception as e:  # a file of another network or cut short
+            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not fit {m.encoder} "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    backbone.trainable = m.encoder_trainable
+    return keras.Model(image, backbone.output, name="image_encoder")
+
+
+class Captioner(AttentionDecoding):
+    """Encoded images (JPEG / PNG bytes) in, captions out (greedy or beam search), in-graph."""
+
+    def __init__(self, model: keras.Model, preprocessor: CaptionPreprocessor, config: CaptioningConfig):
+        encoder = keras.Model(model.get_layer("image").output,
+                              [model.get_layer("memory").output, model.get_layer("initial_state").output])
+        super().__init__(encoder, model.get_layer("decoder"), preprocessor.bos_id, preprocessor.eos_id,
+                         preprocessor.target_max_length + config.decode.extra_length, config.decode.alpha)
+        self.model, self.config, self.preprocessor = model, config, preprocessor
+        self.size, self.positions = preprocessor.image_size, int(model.get_layer("memory").output.shape[1])
+        self.grid = tuple(int(d) for d in model.get_layer("image_encoder").output.shape[1:3])
+        self.tables = preprocessor.tables()  # tracked: the SavedModel saves them
+        self.ids_to_text = preprocessor.target_text(tf.constant(preprocessor.target_vocab.tokens))
+        self._decoders = {}
+
+    def memory_mask(self, images):
+        return tf.ones([tf.shape(images)[0], self.positions], tf.bool)  # every grid position
+
+    def caption_images(self, images, beam_width: int = 0):
+        """(batch, size, size, 3) float images -> (batch,) captions; one graph per beam width."""
+        if beam_width not in self._decoders:
+            self._decoders[beam_width] = tf.function(
+                lambda x: self.ids_to_text(self.decode_ids(x, beam_width)),
+                input_signature=[tf.TensorSpec([None, self.size, self.size, 3], tf.float32)])
+        return self._decoders[beam_width](images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def caption(self, images):
+        return {"caption": self.ids_to_text(self.decode_ids(decode_batch(images, self.size)))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def caption_beam(self, images):
+        ids = self.decode_ids(decode_batch(images, self.size), self.config.decode.beam_width)
+        return {"caption": self.ids_to_text(ids)}
+
+    def image_step(self, token_ids, memory, keys, *states):
+        """One decoder step over the image's grid (every position visible); the new states come
+        out as `next_state_*` (ONNX refuses an output named as an input)."""
+        logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys)
+        return {"logits": logits, "attention": weights, **{f"next_{n}": s for n, s in zip(self.state_names, states)}}
+
+    @property
+    def step_function(self):
+        """`image_step` as a tf.function whose inputs are named token_ids, memory, keys, state_*."""
+        if "step" not in self._decoders:
+            self._decoders["step"] = named_function(self.image_step, ["token_ids", "memory", "keys", *self.state_names])
+        return self._decoders["step"]
+
+    def image_step_signature(self, batch=None) -> list[tf.TensorSpec]:
+        return [spec for spec in self.step_signature(batch, self.positions) if spec.name != "source_ids"]
+
+    def images_signature(self, batch=None) -> tf.TensorSpec:
+        return tf.TensorSpec([batch, self.size, self.size, 3], tf.float32, name="images")
+
+    def attention_map(self, image, caption: str):
+        """Teacher-forced attention of `caption` (+ [EOS]) over the grid: (words, grid h, grid w)."""
+        caption_in, _ = self.preprocessor.teacher_forcing()(tf.constant([caption]))
+        memory, first_h = self.encoder(image[None])
+        _, weights = self.decoder(caption_in.to_tensor(), memory, initial_state=first_h, return_attention=True)
+        words = self.preprocessor.target_vocab.decode(caption_in.to_tensor().numpy()[0, 1:]) + [EOS]
+        return weights.numpy()[0, : len(words)].reshape(len(words), *self.grid), words
+
+
+def read_image_bytes(path: str) -> bytes:
+    check_image_file(path, "predict")
+    return pathlib.Path(path).read_bytes()
+
+
+def caption_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict:
+    """BLEU-4 as sacreBLEU computes it, every caption of an image one of its references."""
+    import sacrebleu
+
+    streams = [[refs[k] if k < len(refs) else None for refs in references]
+               for k in range(max(len(r) for r in references))]
+    return {"bleu4": round(float(sacrebleu.corpus_bleu(hypotheses, streams).score), 6)}
+
+
+class Captioning(App):
+    name = "captioning"
+    config_class = CaptioningConfig
+    preprocessor_class = CaptionPreprocessor
+    monitor = ("val_loss", "min")
+    history_metrics = ("loss",)
+    synthetic_size, synthetic_held_out = 1500, 5
+    demo_inputs = tuple(str(p) for p in sorted(EXAMPLES.glob("scene-*.png")))
+
+    def demo_config(self):
+        """Built-in scenes at their own 48 pixels: about a minute on 2 cores."""
+        return replace(self.config_class(), **{"data.image_size": 48, "data.min_count": 1, "train.epochs": 8,
+                                               "model.cnn_blocks": 2})
+
+    # --- sources -------------------------------------------------------------------------------
+
+    def generate(self, n, seed, config=None):
+        return [ImageCaptions(tf.io.encode_png(s.image).numpy(), s.captions, f"synthetic (seed {seed}) #{i}")
+                for i, s in enumerate(synthetic_scenes.generate(n, seed))]
+
+    def read_directory(self, path, config, required="train"):
+        return read_caption_directory(path, required)
+
+    def tfds_split(self, name, split, config):
+        ds, _ = load_tfds_split(name, split)
+        out = []
+        for i, row in enumerate(ds.as_numpy_iterator()):
+            captions = row.get("captions", {}).get("text") if isinstance(row.get("captions"), dict) else None
+            if "image" not in row or captions is None:
+                raise DataError(f"tfds:{name} has no image and captions/text features (found {sorted(row)})")
+            texts = tuple(t.decode("utf-8", "replace").strip() for t in captions if t.strip())
+            if texts:
+                out.append(ImageCaptions(tf.io.encode_png(row["image"]).numpy(), texts, f"tfds:{name}[{split}] #{i}"))
+        return out
+
+    # --- preprocessing and model -----------------------------------------------------------------
+
+    def preprocessor_options(self, config):
+        return {**super().preprocessor_options(config), "target_max_length": config.decode.target_max_length}
+
+    def resolve(self, config, fitted):
+        return replace(config, **{"decode.target_max_length": fitted["target_max_length"],
+                                  "model.target_vocab_size": fitted["target_vocab_size"]})
+
+    def build_model(self, config) -> keras.Model:
+        """(image, caption_in) -> logits over the vocabulary at every caption step."""
+        m, size = config.model, config.data.image_size
+        if m.target_vocab_size < 5:
+            raise ConfigError("model.target_vocab_size is resolved from the data")
+        if size < 32:
+            raise ConfigError(f"data.image_size must be at least 32, received {size}")
+        image = keras.Input((size, size, 3), name="image")
+        caption_in = keras.Input((None,), dtype="int32", name="caption_in")
+        features = image_encoder(m, size)(image)
+        grid_h, grid_w, channels = (int(d) for d in features.shape[1:])
+        memory = keras.layers.Reshape((grid_h * grid_w, channels), name="memory")(features)
+        summary = keras.layers.GlobalAveragePooling1D(name="memory_mean")(memory)
+        first_h = keras.layers.Dense(m.units, activation="tanh", name="initial_state")(summary)  # the image's state
+        logits = AttentionDecoder(m.target_vocab_size, m.embedding_dim, m.units, cell=m.decoder_cell,
+                                  attention=m.attention, attention_units=m.attention_units,
+                                  input_feeding=m.input_feeding, name="decoder")(
+            caption_in, memory, initial_state=first_h)
+        return keras.Model([image, caption_in], logits, name=self.name)
+
+    def loss_and_metrics(self, config):
+        return MaskedCrossEntropy(config.model.label_smoothing), []
+
+    def score(self, loaded, examples, beam: int = 0):
+        captioner = Captioner(loaded.model, loaded.preprocessor, loaded.config)
+        hypotheses = self._caption(captioner, loaded.preprocessor.images(examples), len(examples), beam)
+        fold = loaded.preprocessor.target_lowercase
+        references = [tuple(case_fold(c) if fold else c for c in e.captions) for e in examples]
+        return {**caption_scores(hypotheses, references), "examples": len(examples),
+                "decoder": f"beam {beam}" if beam else "greedy"}
+
+    def search_space(self):
+        return {"train.learning_rate": {"min": 3e-4, "max": 5e-3, "log": True}, "data.batch_size": [16, 32, 64],
+                "model.units": [64, 128, 256], "model.cnn_filters": [16, 32, 64],
+                "model.attention": list(ATTENTIONS), "model.decoder_cell": cells.step_names(),
+                "model.label_smoothing": [0.0, 0.1]}
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def serving(self, loaded: Loaded) -> Captioner:
+        return Captioner(loaded.model, loaded.preprocessor, loaded.config)
+
+    @staticmethod
+    def _caption(captioner: Captioner, images: tf.data.Dataset, count: int, beam: int) -> list[str]:
+        progress, out = Progress(count, "captioning"), []
+        for batch in images.batch(64):
+            out.extend(t.decode("utf-8") for t in captioner.caption_images(batch, beam).numpy())
+            progress.update(int(batch.shape[0]))
+        return out
+
+    def predict_rows(self, loaded, serving, inputs, beam: int = 0, plot: bool = False):
+        encoded = [read_image_bytes(path) for path in inputs]
+        images = decode_batch(tf.constant(encoded), serving.size)
+        captions = [t.decode("utf-8") for t in serving.caption_images(images, beam).numpy()]
+        rows = [{"image": path, "caption": c} for path, c in zip(inputs, captions)]
+        for i, row in enumerate(rows if plot else []):
+            row["plot"] = str(loaded.run.plots / f"attention-{i}.png")
+            weights, words = serving.attention_map(images[i], row["caption"])
+            plot_image_attention(row["plot"], images[i].numpy(), weights, words)
+        return rows
+
+    def format_prediction(self, row):
+        return f"{row['image']}  ->  {row['caption']}" + (f"   [{row['plot']}]" if "plot" in row else "")
+
+    def add_arguments(self, parser, command):
+        parser.add_argument("--beam", type=int, default=0, metavar="K", help="beam search of width K (0: greedy)")
+        if command == "predict":
+            parser.add_argument("--plot", action="store_true",
+                                help="write where the decoder looked for each word to RUN/plots/ (a run only)")
+
+    # --- export --------------------------------------------------------------------------------
+
+    def export_targets(self, loaded, serving):
+        """savedmodel: `serving_default` (greedy) and `beam` on encoded images, `encode` and
+        `decoder_step` for host-side loops; onnx and tflite: `encoder` (images -> memory, keys,
+        first states) and `decoder_step` models, looped on the host (`export.step_loop`)."""
+        samples = [tf.io.encode_png(tf.constant(s.image)).numpy() for s in synthetic_scenes.generate(3, 7)]
+        images = decode_batch(tf.constant(samples), serving.size).numpy()
+        encoded = {k: v.numpy() for k, v in serving.encode(images).items()}
+        step_inputs = {"token_ids": np.full([len(images)], serving.bos_id, np.int32), **encoded}
+        targets = {fmt: [Target(f"{fmt}_encoder", f"encoder.{fmt}", serving.encode,
+                                [serving.images_signature(batch)], {"images": images}),
+                         Target(f"{fmt}_step", f"decoder_step.{fmt}", serving.step_function,
+                                serving.image_step_signature(batch), step_inputs)]
+                   for fmt, batch in (("onnx", None), ("tflite", 1))}
+        beam = loaded.config.decode.beam_width
+        return ExportTargets(
+            {"serving_default": serving.caption.get_concrete_function(),
+             "beam": serving.caption_beam.get_concrete_function(),
+             "encode": serving.encode.get_concrete_function(serving.images_signature()),
+             "decoder_step": serving.step_function.get_concrete_function(*serving.image_step_signature())},
+            {"images": np.array(samples, dtype=object)}, {"captioner": serving}, targets["onnx"], targets["tflite"],
+            files={"savedmodel": {"serving_default": "images (JPEG / PNG bytes) -> caption (greedy)",
+                                  "beam": f"images -> caption (beam search, width {beam})",
+                                  "encode": "images (batch, size, size, 3) float 0..255 -> memory, keys, state_*",
+                                  "decoder_step": "token_ids, memory, keys, state_* -> logits, attention, next_state_*"},
+                   **{f"encoder.{fmt}": "images (batch, size, size, 3) float32 0..255 -> memory, keys, state_*"
+                      for fmt in ("onnx", "tflite")},
+                   **{f"decoder_step.{fmt}": "token_ids, memory, keys, state_* -> logits, attention, next_state_*; the "
+                                             "greedy loop runs on the host" for fmt in ("onnx", "tflite")}},
+            extra={"max_decode_length": serving.max_decode, "beam_width": beam, "state_names": serving.state_names})
+
+    def check_export(self, fmt, loaded, serving, out, fused=True):
+        """ONNX and TFLite end to end: the host loop over the two models gives the captioner's greedy ids."""
+        if fmt not in ("onnx", "tflite"):
+            return {}
+        images = decode_batch(tf.constant([tf.io.encode_png(tf.constant(s.image)).numpy()
+                                           for s in synthetic_scenes.generate(3, 11)]), serving.size).numpy()
+        for row, want in zip(images, serving.decode_ids(tf.constant(images)).numpy()):
+            got = self._host_loop(out, fmt, row[None], serving.state_names, serving.bos_id, serving.eos_id,
+                                  serving.max_decode)
+            if got != [int(t) for t in want if t != 0]:
+                raise ExportError(f"{fmt} parity failed: the host loop decoded {got}, the captioner {list(want)}")
+        return {}
+
+    @staticmethod
+    def _host_loop(export_dir, runtime, image, state_names, bos_id, eos_id, max_decode, runners=None):
+        encoder, step = runners or [load_runner(export_dir, runtime, file=f"{name}.{'onnx' if runtime == 'onnx' else 'tflite'}")
+                                    for name in ("encoder", "decoder_step")]
+        return greedy_step_loop(encoder, step, {"images": image}, state_names, bos_id, eos_id, max_decode,
+                                step_takes_inputs=False, next_prefix="next_")
+
+    def predict_exported(self, export_dir, assets, runtime, inputs, beam: int = 0, plot: bool = False):
+        if plot:
+            raise ConfigError("--plot needs a run directory (the attention maps come from the Keras model)")
+        if beam and (beam != assets["beam_width"] or runtime != "savedmodel"):
+            raise ConfigError(f"this export decodes greedily, or with beam width {assets['beam_width']} in the "
+                              f"savedmodel runtime; --beam {beam} with --runtime {runtime} is not available")
+        encoded = [read_image_bytes(path) for path in inputs]
+        if runtime == "savedmodel":
+            outputs = load_runner(export_dir, runtime, signature="beam" if beam else "serving_default")(
+                images=np.array(encoded, dtype=object))
+            captions = [t.decode("utf-8") for t in outputs["caption"]]
+        else:
+            suffix = "onnx" if runtime == "onnx" else "tflite"
+            runners = [load_runner(export_dir, runtime, file=f"{name}.{suffix}") for name in ("encoder", "decoder_step")]
+            ids = [self._host_loop(export_dir, runtime, image[None], assets["state_names"], assets["bos_id"],
+                                   assets["eos_id"], assets["max_decode_length"], runners)
+                   for image in CaptionPreprocessor.images_from_assets(assets, encoded)]
+            captions = CaptionPreprocessor.decode_assets(assets, ids)
+        return [{"image": path, "caption": c} for path, c in zip(inputs, captions)]
