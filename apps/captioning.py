@@ -33,6 +33,7 @@ from export.step_loop import greedy_step_loop
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.masked_cross_entropy import MaskedCrossEntropy
+from layers.position_embedding import PositionEmbedding
 from pipelines import synthetic_scenes
 from pipelines.caption_files import ImageCaptions, check_image_file, read_caption_directory
 from pipelines.caption_preprocessor import CaptionPreprocessor
@@ -248,8 +249,10 @@ class Captioning(App):
         caption_in = keras.Input((None,), dtype="int32", name="caption_in")
         features = image_encoder(m, size)(image)
         grid_h, grid_w, channels = (int(d) for d in features.shape[1:])
-        memory = keras.layers.Reshape((grid_h * grid_w, channels), name="memory")(features)
-        summary = keras.layers.GlobalAveragePooling1D(name="memory_mean")(memory)
+        grid = keras.layers.Reshape((grid_h * grid_w, channels), name="grid")(features)
+        # Where each feature lies: attention and convolutions alone are blind to it ("left of").
+        memory = PositionEmbedding(name="memory")(grid)
+        summary = keras.layers.GlobalAveragePooling1D(name="grid_mean")(grid)
         first_h = keras.layers.Dense(m.units, activation="tanh", name="initial_state")(summary)  # the image's state
         logits = AttentionDecoder(m.target_vocab_size, m.embedding_dim, m.units, cell=m.decoder_cell,
                                   attention=m.attention, attention_units=m.attention_units,

@@ -20,6 +20,7 @@ from layers.luong_attention import LuongAttention  # noqa: E402, F401
 from layers.layernorm_lstm_cell import LayerNormLSTMCell  # noqa: E402, F401
 from layers.masked_cross_entropy import MaskedCrossEntropy, WeightedTokenCrossEntropy  # noqa: E402, F401
 from layers.masked_pooling import MaskedPooling  # noqa: E402, F401
+from layers.position_embedding import PositionEmbedding  # noqa: E402, F401
 from layers.recurrent import Recurrent  # noqa: E402, F401
 from layers.recurrent_stack import RecurrentStack  # noqa: E402, F401
 from layers.strided_conv import MaskedStridedConv1D  # noqa: E402, F401
