@@ -50,6 +50,10 @@ EXAMPLES = pathlib.Path(__file__).parent / "examples"  # scenes of the synthetic
 @dataclasses.dataclass(frozen=True)
 class CaptionDataConfig(TextDataConfig):
     image_size: int = 64  # images are resized to image_size x image_size
+    # In training, this many captions of each image per epoch, drawn anew each epoch (0: all of
+    # them): the image encoder runs once per caption, so 1 makes an epoch of a 5-caption corpus
+    # 5x shorter and still uses every caption over the epochs.
+    captions_per_image: int = 1
     lowercase: bool = False  # true: captions case-folded (what the model writes and BLEU compares)
     length_percentile: float = 100.0  # of caption lengths: target_max_length (never cut by default)
 
@@ -204,9 +208,13 @@ class Captioning(App):
     demo_inputs = tuple(str(p) for p in sorted(EXAMPLES.glob("scene-*.png")))
 
     def demo_config(self):
-        """Built-in scenes at their own 48 pixels: about a minute on 2 cores."""
-        return replace(self.config_class(), **{"data.image_size": 48, "data.min_count": 1, "train.epochs": 8,
-                                               "model.cnn_blocks": 2})
+        """800 built-in scenes at 32 pixels and a smaller decoder: about a minute on 2 cores
+        (BLEU-4 about 60 on held-out scenes)."""
+        return replace(self.config_class(), **{
+            "data.source": "synthetic?size=800", "data.image_size": 32, "data.min_count": 1, "data.captions_per_image": 0,
+            "model.cnn_filters": 24,
+            "model.units": 64, "model.embedding_dim": 32, "model.attention_units": 32, "train.epochs": 14,
+            "train.learning_rate": 3e-3})
 
     # --- sources -------------------------------------------------------------------------------
 

@@ -40,3 +40,21 @@ def rounds(module: str, variants: list[str], count: int, extra: list[str], key: 
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def write_grouped_splits(groups: dict, out, dev: int, test: int, seed: int, what: tuple[str, str]) -> None:
+    """`dev.tsv`, `test.tsv` and `train.tsv` in `out` from `groups` (key -> values; one line
+    `key<TAB>value` per value), every key's lines in one split: `dev` and `test` keys drawn with
+    `seed`, the rest train. `what` names a key and a line for the counts printed."""
+    import pathlib
+    import random
+
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    held = {"dev": keys[:dev], "test": keys[dev: dev + test], "train": keys[dev + test:]}
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, chosen in held.items():
+        rows = [f"{key}\t{value}\n" for key in chosen for value in groups[key]]
+        (out / f"{split}.tsv").write_text("".join(rows), encoding="utf-8")
+        print(f"{split}: {len(chosen)} {what[0]}, {len(rows)} {what[1]}")

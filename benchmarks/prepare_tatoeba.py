@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import pathlib
-import random
+
+from benchmarks.common import write_grouped_splits
 
 
 def main(argv=None) -> None:
@@ -34,16 +34,7 @@ def main(argv=None) -> None:
                 dropped += 1
                 continue
             groups.setdefault(fields[0].strip(), []).append(fields[1].strip())
-    sources = list(groups)
-    random.Random(args.seed).shuffle(sources)
-    held = {"dev": sources[: args.dev], "test": sources[args.dev: args.dev + args.test],
-            "train": sources[args.dev + args.test:]}
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, chosen in held.items():
-        rows = [f"{source}\t{target}\n" for source in chosen for target in groups[source]]
-        (out / f"{split}.tsv").write_text("".join(rows), encoding="utf-8")
-        print(f"{split}: {len(chosen)} English sentences, {len(rows)} pairs")
+    write_grouped_splits(groups, args.out, args.dev, args.test, args.seed, ("English sentences", "pairs"))
     if dropped:
         print(f"dropped {dropped} line(s) without two fields")
 

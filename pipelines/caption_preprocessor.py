@@ -18,8 +18,9 @@ from pipelines.vocabulary import OOV_ID, PAD_ID, Vocabulary
 
 
 class CaptionPreprocessor(TargetSide, TextPreprocessor):
-    """`data` needs `image_size` besides the text settings; `data.lowercase` folds the captions
-    (what the model writes, and what BLEU is computed against)."""
+    """`data` needs `image_size` and `captions_per_image` (in training, that many of each image's
+    captions, drawn anew every epoch; 0: all) besides the text settings; `data.lowercase` folds
+    the captions (what the model writes, and what BLEU is computed against)."""
 
     INPUT_SIDE = "target"
 
@@ -58,9 +59,12 @@ class CaptionPreprocessor(TargetSide, TextPreprocessor):
         captions = tf.ragged.constant([list(e.captions) for e in examples], dtype=tf.string)
         images = self.images(examples).map(lambda image: tf.cast(tf.round(image), tf.uint8)).cache()  # 4x smaller
         ds = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(captions))
+        if training and self.data.captions_per_image:  # a new draw of each image's captions every epoch
+            ds = ds.map(lambda image, texts: (image, tf.random.shuffle(texts, seed=self.seed)[
+                : self.data.captions_per_image]))
         ds = ds.flat_map(lambda image, texts: tf.data.Dataset.from_tensor_slices(texts).map(lambda t: (image, t)))
         if training:
-            pairs = sum(len(e.captions) for e in examples)
+            pairs = sum(min(len(e.captions), self.data.captions_per_image or len(e.captions)) for e in examples)
             ds = ds.shuffle(self.shuffle_size(pairs, training), seed=self.seed)
         ds = ds.batch(self.data.batch_size)
         if training:  # a seed per batch, new each epoch, for the augmentation

@@ -24,6 +24,7 @@ def _png(image) -> bytes:
 def trained(tmp_path_factory):
     config = replace(APP.config_class(), **{
         "data.source": f"synthetic?size={TRAIN_SIZE}", "data.image_size": 32, "data.min_count": 1, "seed": SEED,
+        "data.captions_per_image": 0,
         "model.cnn_filters": 24, "model.cnn_blocks": 3, "model.units": 64, "model.embedding_dim": 32,
         "model.attention_units": 32, "train.epochs": 14, "train.learning_rate": 3e-3})
     run = tmp_path_factory.mktemp("captioning") / "run"
