@@ -119,3 +119,12 @@ def test_bad_input_names_the_file_and_line_before_any_run(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         APP.train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_tfds_coco_captions_through_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = replace(APP.config_class.smoke(), **{"data.source": "tfds:coco_captions", "train.epochs": 1})
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        metrics = APP.train(config, tmp_path / "run")
+    assert metrics["examples"] > 0 and "bleu4" in metrics
