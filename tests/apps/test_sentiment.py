@@ -90,7 +90,8 @@ def test_tfds_imdb_reviews_through_mock_data(tmp_path):
 @pytest.mark.parametrize("cell, recurrent_dropout, implementation", [
     ("lstm", 0.0, "layers.FusedLSTM (keras.layers.LSTM, fused on GPU)"),
     ("lstm", 0.2, "layers.Recurrent(LSTMCell)"),
-    ("bn_lstm", 0.2, "layers.BatchNormLSTM"),
+    # slow: bn_lstm's own loop trains in tests/layers/test_batchnorm_lstm.py; here it only adds the app around it
+    pytest.param("bn_lstm", 0.2, "layers.BatchNormLSTM", marks=pytest.mark.slow),
 ])
 def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, recurrent_dropout, implementation):
     config = replace(SentimentConfig.smoke(), **{
