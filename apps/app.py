@@ -205,7 +205,8 @@ class App(abc.ABC):
         loss, metrics = self.loss_and_metrics(config)
         # Datasets that yield (inputs, targets, weights) weigh the metrics too (0 on padding).
         key = "weighted_metrics" if self.sample_weights else "metrics"
-        model.compile(optimizer=make_optimizer(config.train), loss=loss, **{key: metrics})
+        jit = {"auto": "auto", "on": True, "off": False}[config.train.jit_compile]
+        model.compile(optimizer=make_optimizer(config.train), loss=loss, jit_compile=jit, **{key: metrics})
 
     def score(self, loaded: Loaded, examples: list, **options) -> dict:
         """Test metrics of `examples`: by default `model.evaluate`'s loss and metrics."""

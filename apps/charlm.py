@@ -65,6 +65,9 @@ class ModelConfig:
     cell: str = choice("lstm", cells.names())
     units: int = 512
     num_layers: int = 1
+    # Plain lstm / gru as keras.layers.LSTM / GRU (cuDNN on a GPU); false: our layers.Recurrent
+    # cells (with train.jit_compile=on, the faster choice on a CPU: README, "Recurrent cells").
+    prefer_fused: bool = True
     vocab_size: int = 0  # resolved: characters + padding + [UNK]
     implementation: str = ""  # resolved
 
@@ -159,8 +162,8 @@ class CharLM(App):
 
     def resolve(self, config, fitted):
         return replace(config, **{"model.vocab_size": fitted["vocab_size"],
-                                  "model.implementation": encoder_implementation(config.model.cell,
-                                                                                 config.regularization)})
+                                  "model.implementation": encoder_implementation(
+                                      config.model.cell, config.regularization, config.model.prefer_fused)})
 
     def build_model(self, config) -> keras.Model:
         """{"tokens" (streams, steps), "reset" (streams,)} -> next-character logits: embedding,
@@ -174,7 +177,8 @@ class CharLM(App):
         return char_language_model(m.vocab_size, [m.units] * m.num_layers, config.data.batch_size, m.cell,
                                    m.embedding_dim, cell_options=fusable_options(m.cell),
                                    seed=config.seed + ENCODER_SEED, embedding_dropout=reg.embedding_dropout,
-                                   embedding_seed=config.seed + EMBEDDING_SEED, prefer_fused=True, name=self.name,
+                                   embedding_seed=config.seed + EMBEDDING_SEED, prefer_fused=m.prefer_fused,
+                                   name=self.name,
                                    **reg.stack_options())
 
     def loss_and_metrics(self, config):

@@ -86,6 +86,9 @@ class TrainConfig:
     clip_warmup: int = 20  # adaptive: steps before the running average is used
     clip_multiplier: float = 1.0  # adaptive: threshold = multiplier x running average norm
     shuffle_buffer: int = 20000
+    # XLA for the training step: auto is Keras's choice (off on CPUs); on pays off for our own cells
+    # (layers.Recurrent), off for keras.layers.LSTM / GRU on CPUs (README, "Recurrent cells").
+    jit_compile: str = choice("auto", ("auto", "on", "off"))
     # --strategy mirrored without GPUs: split the CPU into this many logical devices, one replica
     # each (to test distributed training on one machine; no speed-up). 0: the real devices.
     cpu_devices: int = 0

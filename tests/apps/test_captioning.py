@@ -128,3 +128,26 @@ def test_tfds_coco_captions_through_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         metrics = APP.train(config, tmp_path / "run")
     assert metrics["examples"] > 0 and "bleu4" in metrics
+
+
+def test_a_keras_applications_backbone_from_a_local_weights_file(tmp_path):
+    """weights=None (never a download); the file's weights load; frozen means not trainable; a
+    missing or unfitting file is one line naming it."""
+    from apps.captioning import image_encoder
+    from apps.config import ConfigError
+
+    model_config = replace(APP.config_class(), **{"model.encoder": "mobilenet_v3_small",
+                                                  "model.encoder_trainable": False}).model
+    encoder = image_encoder(model_config, 64)
+    assert encoder.output.shape[1:3] == (2, 2) and not any(w.trainable for w in encoder.weights)
+    saved = tmp_path / "mobilenet.weights.h5"
+    source = image_encoder(replace(model_config, encoder_trainable=True), 64)
+    source.save_weights(saved)
+    loaded = image_encoder(replace(model_config, encoder_weights=str(saved)), 64)
+    for a, b in zip(loaded.weights, source.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ConfigError, match="does not exist"):
+        image_encoder(replace(model_config, encoder_weights=str(tmp_path / "none.h5")), 64)
+    (tmp_path / "bad.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ConfigError, match="bad.weights.h5 does not fit mobilenet_v3_small"):
+        image_encoder(replace(model_config, encoder_weights=str(tmp_path / "bad.weights.h5")), 64)

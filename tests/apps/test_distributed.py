@@ -32,14 +32,14 @@ custom = load_config(app.config_class, base=config, overrides=[
     "model.cell=layernorm_lstm", "regularization.recurrent_dropout=0.2", "train.clipping=adaptive",
     "train.epochs=1", "train.shuffle_buffer=100"])
 custom_metrics = app.train(custom, f"{sys.argv[1]}/custom", strategy="mirrored")
-# charlm: CarriedState carries each replica's streams; chunks that end in padding weigh their
-# tokens by the weights of the whole batch (WeightedTokenCrossEntropy)
+# charlm (with the flag "charlm"): CarriedState carries each replica's streams; chunks that end
+# in padding weigh their tokens by the weights of the whole batch (WeightedTokenCrossEntropy)
 charlm = get_app("charlm")
 charlm_config = load_config(charlm.config_class, overrides=[
     "data.source=synthetic?size=30", "data.batch_size=8", "data.steps=20", "model.units=16",
     "model.embedding_dim=8", "train.epochs=1", "train.cpu_devices=2", "train.global_clipnorm=0"])
 streams = {}
-for strategy in ("default", "mirrored"):
+for strategy in (("default", "mirrored") if "charlm" in sys.argv else ()):
     metrics = charlm.train(charlm_config, f"{sys.argv[1]}/charlm-{strategy}", strategy=strategy)
     with open(f"{sys.argv[1]}/charlm-{strategy}/history.csv", newline="") as f:
         streams[strategy] = [{k: float(r[k]) for k in ("loss", "val_bpc", "grad_norm")} for r in csv.DictReader(f)]
@@ -50,12 +50,16 @@ print(json.dumps({"rows": rows, "devices": len(tf.config.list_logical_devices("C
 """
 
 
-def test_mirrored_on_two_cpu_devices_follows_the_default_strategys_losses(tmp_path):
-    """Sentiment (clipped), charlm (carried states, padded chunks, unclipped) and a custom cell."""
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_DEFAULT, str(tmp_path)], capture_output=True,
-                            text=True, timeout=300)
+def _mirrored_vs_default(tmp_path, *flags):
+    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_DEFAULT, str(tmp_path), *flags], capture_output=True,
+                            text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_on_two_cpu_devices_follows_the_default_strategys_losses(tmp_path):
+    """Sentiment (clipped) and a custom cell; charlm in the slow test below."""
+    out = _mirrored_vs_default(tmp_path)
     assert out["devices"] == 2
     default, mirrored = out["rows"]["default"], out["rows"]["mirrored"]
     assert len(default) == len(mirrored) == 2
@@ -63,7 +67,14 @@ def test_mirrored_on_two_cpu_devices_follows_the_default_strategys_losses(tmp_pa
         for key in ("loss", "val_loss", "grad_norm"):  # grad_norm: the clipping saw the batch's gradient
             assert m[key] == pytest.approx(d[key], abs=1e-4), (key, d, m)
     assert out["custom"]["examples"] == 19 and 0.0 <= out["custom"]["accuracy"] <= 1.0
-    for d, m in zip(out["charlm"]["default"], out["charlm"]["mirrored"]):  # unclipped: the gradient itself
+
+
+@pytest.mark.slow  # the whole script again with charlm's two trainings: about two minutes
+def test_mirrored_charlm_carries_each_replicas_streams(tmp_path):
+    """charlm: carried states, padded chunks, unclipped (the gradient itself) under both strategies."""
+    out = _mirrored_vs_default(tmp_path, "charlm")
+    assert len(out["charlm"]["default"]) == len(out["charlm"]["mirrored"]) == 2
+    for d, m in zip(out["charlm"]["default"], out["charlm"]["mirrored"]):
         for key in d:
             assert m[key] == pytest.approx(d[key], abs=1e-4), ("charlm", key, d, m)
 
@@ -112,6 +123,7 @@ def _stop_all(processes):
         log.close()
 
 
+@pytest.mark.slow  # two worker processes and a restart: about a minute
 def test_two_workers_train_to_the_end_and_resume_after_a_killed_worker(tmp_path):
     import time
 

@@ -118,6 +118,7 @@ def _tune_args(tmp_path, out, trials, space):
     return ["tune", "sentiment", "--out", str(out), "--max-trials", str(trials), "--space", space, *sets]
 
 
+@pytest.mark.slow  # a search process killed and restarted: about a minute
 def test_a_killed_search_resumes_instead_of_restarting(tmp_path):
     space = space_file(tmp_path / "space.yaml", {"model.units": [4, 8]})
     out = tmp_path / "search"
@@ -144,6 +145,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a chief and a worker process: about a minute
 def test_a_chief_and_a_worker_complete_one_search_together(tmp_path):
     space = space_file(tmp_path / "space.yaml", {"model.units": [4, 5, 6, 7]})
     address = f"127.0.0.1:{_free_port()}"
