@@ -84,6 +84,8 @@ def test_predict_export_and_runtimes_agree(trained, tmp_path):
 
 def test_export_directory_holds_one_export_of_one_run(trained, tmp_path):
     app, run, _ = trained
+    if app.name != "sentiment":
+        pytest.skip("App.export's staging and run check are the same for every app: checked on sentiment")
     out = tmp_path / "export"
     app.export(run, out, ["onnx"])
     app.export(run, out, ["savedmodel"])  # the same run: replaced whole, never mixed
