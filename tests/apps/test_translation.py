@@ -57,6 +57,7 @@ def smoke_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow  # the CLI over all formats again; the app contract checks the same lifecycle
 def test_cli_evaluate_predict_and_export(smoke_run, tmp_path, capsys):
     capsys.readouterr()
     images = {value.tag for path in (smoke_run / "logs" / "images").glob("events.out.tfevents.*")
