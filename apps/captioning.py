@@ -25,7 +25,8 @@ import tensorflow as tf
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, TextDataConfig, TrainConfig, choice, replace
 from apps.plots import plot_image_attention
-from apps.seq2seq import AttentionDecoding, DecodeConfig, named_function
+from apps.encoders import image_encoder
+from apps.seq2seq import AttentionDecoding, DecodeConfig, caption_scores, named_function
 from apps.training import Progress
 from export import ExportError
 from export.runtimes import load_runner
@@ -35,7 +36,7 @@ from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.masked_cross_entropy import MaskedCrossEntropy
 from layers.position_embedding import PositionEmbedding
 from pipelines import synthetic_scenes
-from pipelines.caption_files import ImageCaptions, check_image_file, read_caption_directory
+from pipelines.caption_files import ImageCaptions, read_caption_directory, read_image_file
 from pipelines.caption_preprocessor import CaptionPreprocessor
 from pipelines.errors import DataError
 from pipelines.images import decode_batch
@@ -94,33 +95,6 @@ class CaptioningConfig:
                                  "train.epochs": 2})
 
 
-def image_encoder(m: ModelConfig, size: int) -> keras.Model:
-    """(batch, size, size, 3) float 0..255 -> (batch, grid, grid, channels) features."""
-    image = keras.Input((size, size, 3), name="image_in")
-    if m.encoder == "cnn":
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image)
-        for block in range(m.cnn_blocks):
-            filters = m.cnn_filters * 2 ** block
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-            x = keras.layers.MaxPooling2D()(x)
-        return keras.Model(image, x, name="image_encoder")
-    factory = {"mobilenet_v3_small": keras.applications.MobileNetV3Small,
-               "efficientnet_b0": keras.applications.EfficientNetB0}[m.encoder]
-    options = {"include_preprocessing": True} if m.encoder.startswith("mobilenet") else {}
-    backbone = factory(input_tensor=image, include_top=False, weights=None, **options)  # never a download
-    if m.encoder_weights:
-        if not pathlib.Path(m.encoder_weights).is_file():
-            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not exist")
-        try:
-            backbone.load_weights(m.encoder_weights)
-        except Exception as e:  # a file of another network or cut short
-            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not fit {m.encoder} "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
-    backbone.trainable = m.encoder_trainable
-    return keras.Model(image, backbone.output, name="image_encoder")
-
-
 class Captioner(AttentionDecoding):
     """Encoded images (JPEG / PNG bytes) in, captions out (greedy or beam search), in-graph."""
 
@@ -134,18 +108,12 @@ class Captioner(AttentionDecoding):
         self.grid = tuple(int(d) for d in model.get_layer("image_encoder").output.shape[1:3])
         self.tables = preprocessor.tables()  # tracked: the SavedModel saves them
         self.ids_to_text = preprocessor.target_text(tf.constant(preprocessor.target_vocab.tokens))
-        self._decoders = {}
+        self.raw_spec = self.images_signature()  # decode_text: resized images -> captions
+        # One step as a tf.function whose inputs are named token_ids, memory, keys, state_*.
+        self.step_function = named_function(self.image_step, ["token_ids", "memory", "keys", *self.state_names])
 
     def memory_mask(self, images):
         return tf.ones([tf.shape(images)[0], self.positions], tf.bool)  # every grid position
-
-    def caption_images(self, images, beam_width: int = 0):
-        """(batch, size, size, 3) float images -> (batch,) captions; one graph per beam width."""
-        if beam_width not in self._decoders:
-            self._decoders[beam_width] = tf.function(
-                lambda x: self.ids_to_text(self.decode_ids(x, beam_width)),
-                input_signature=[tf.TensorSpec([None, self.size, self.size, 3], tf.float32)])
-        return self._decoders[beam_width](images)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def caption(self, images):
@@ -162,13 +130,6 @@ class Captioner(AttentionDecoding):
         logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys)
         return {"logits": logits, "attention": weights, **{f"next_{n}": s for n, s in zip(self.state_names, states)}}
 
-    @property
-    def step_function(self):
-        """`image_step` as a tf.function whose inputs are named token_ids, memory, keys, state_*."""
-        if "step" not in self._decoders:
-            self._decoders["step"] = named_function(self.image_step, ["token_ids", "memory", "keys", *self.state_names])
-        return self._decoders["step"]
-
     def image_step_signature(self, batch=None) -> list[tf.TensorSpec]:
         return [spec for spec in self.step_signature(batch, self.positions) if spec.name != "source_ids"]
 
@@ -182,20 +143,6 @@ class Captioner(AttentionDecoding):
         _, weights = self.decoder(caption_in.to_tensor(), memory, initial_state=first_h, return_attention=True)
         words = self.preprocessor.target_vocab.decode(caption_in.to_tensor().numpy()[0, 1:]) + [EOS]
         return weights.numpy()[0, : len(words)].reshape(len(words), *self.grid), words
-
-
-def read_image_bytes(path: str) -> bytes:
-    check_image_file(path, "predict")
-    return pathlib.Path(path).read_bytes()
-
-
-def caption_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict:
-    """BLEU-4 as sacreBLEU computes it, every caption of an image one of its references."""
-    import sacrebleu
-
-    streams = [[refs[k] if k < len(refs) else None for refs in references]
-               for k in range(max(len(r) for r in references))]
-    return {"bleu4": round(float(sacrebleu.corpus_bleu(hypotheses, streams).score), 6)}
 
 
 class Captioning(App):
@@ -229,10 +176,9 @@ class Captioning(App):
         ds, _ = load_tfds_split(name, split)
         out = []
         for i, row in enumerate(ds.as_numpy_iterator()):
-            captions = row.get("captions", {}).get("text") if isinstance(row.get("captions"), dict) else None
-            if "image" not in row or captions is None:
+            if "image" not in row or "text" not in row.get("captions", {}):
                 raise DataError(f"tfds:{name} has no image and captions/text features (found {sorted(row)})")
-            texts = tuple(t.decode("utf-8", "replace").strip() for t in captions if t.strip())
+            texts = tuple(t.decode("utf-8", "replace").strip() for t in row["captions"]["text"] if t.strip())
             if texts:
                 out.append(ImageCaptions(tf.io.encode_png(row["image"]).numpy(), texts, f"tfds:{name}[{split}] #{i}"))
         return out
@@ -294,14 +240,14 @@ class Captioning(App):
     def _caption(captioner: Captioner, images: tf.data.Dataset, count: int, beam: int) -> list[str]:
         progress, out = Progress(count, "captioning"), []
         for batch in images.batch(64):
-            out.extend(t.decode("utf-8") for t in captioner.caption_images(batch, beam).numpy())
+            out.extend(t.decode("utf-8") for t in captioner.decode_text(batch, beam).numpy())
             progress.update(int(batch.shape[0]))
         return out
 
     def predict_rows(self, loaded, serving, inputs, beam: int = 0, plot: bool = False):
-        encoded = [read_image_bytes(path) for path in inputs]
+        encoded = [read_image_file(path, "predict") for path in inputs]
         images = decode_batch(tf.constant(encoded), serving.size)
-        captions = [t.decode("utf-8") for t in serving.caption_images(images, beam).numpy()]
+        captions = [t.decode("utf-8") for t in serving.decode_text(images, beam).numpy()]
         rows = [{"image": path, "caption": c} for path, c in zip(inputs, captions)]
         for i, row in enumerate(rows if plot else []):
             row["plot"] = str(loaded.run.plots / f"attention-{i}.png")
@@ -356,19 +302,20 @@ class Captioning(App):
             return {}
         images = decode_batch(tf.constant([tf.io.encode_png(tf.constant(s.image)).numpy()
                                            for s in synthetic_scenes.generate(3, 11)]), serving.size).numpy()
-        for row, want in zip(images, serving.decode_ids(tf.constant(images)).numpy()):
-            got = self._host_loop(out, fmt, row[None], serving.state_names, serving.bos_id, serving.eos_id,
-                                  serving.max_decode)
+        decoded = self._host_decode(out, fmt, images, serving.state_names, serving.bos_id, serving.eos_id,
+                                    serving.max_decode)
+        for got, want in zip(decoded, serving.decode_ids(tf.constant(images)).numpy()):
             if got != [int(t) for t in want if t != 0]:
                 raise ExportError(f"{fmt} parity failed: the host loop decoded {got}, the captioner {list(want)}")
         return {}
 
     @staticmethod
-    def _host_loop(export_dir, runtime, image, state_names, bos_id, eos_id, max_decode, runners=None):
-        encoder, step = runners or [load_runner(export_dir, runtime, file=f"{name}.{'onnx' if runtime == 'onnx' else 'tflite'}")
-                                    for name in ("encoder", "decoder_step")]
-        return greedy_step_loop(encoder, step, {"images": image}, state_names, bos_id, eos_id, max_decode,
-                                step_takes_inputs=False, next_prefix="next_")
+    def _host_decode(export_dir, runtime, images, state_names, bos_id, eos_id, max_decode) -> list[list[int]]:
+        """Greedy ids of each image (size, size, 3) through `encoder.<runtime>` and
+        `decoder_step.<runtime>` (onnx, tflite), loaded once, looped on the host."""
+        encoder, step = (load_runner(export_dir, runtime, file=f"{name}.{runtime}") for name in ("encoder", "decoder_step"))
+        return [greedy_step_loop(encoder, step, {"images": image[None]}, state_names, bos_id, eos_id, max_decode,
+                                 step_takes_inputs=False, next_prefix="next_") for image in images]
 
     def predict_exported(self, export_dir, assets, runtime, inputs, beam: int = 0, plot: bool = False):
         if plot:
@@ -376,16 +323,14 @@ class Captioning(App):
         if beam and (beam != assets["beam_width"] or runtime != "savedmodel"):
             raise ConfigError(f"this export decodes greedily, or with beam width {assets['beam_width']} in the "
                               f"savedmodel runtime; --beam {beam} with --runtime {runtime} is not available")
-        encoded = [read_image_bytes(path) for path in inputs]
+        encoded = [read_image_file(path, "predict") for path in inputs]
         if runtime == "savedmodel":
             outputs = load_runner(export_dir, runtime, signature="beam" if beam else "serving_default")(
                 images=np.array(encoded, dtype=object))
             captions = [t.decode("utf-8") for t in outputs["caption"]]
         else:
-            suffix = "onnx" if runtime == "onnx" else "tflite"
-            runners = [load_runner(export_dir, runtime, file=f"{name}.{suffix}") for name in ("encoder", "decoder_step")]
-            ids = [self._host_loop(export_dir, runtime, image[None], assets["state_names"], assets["bos_id"],
-                                   assets["eos_id"], assets["max_decode_length"], runners)
-                   for image in CaptionPreprocessor.images_from_assets(assets, encoded)]
+            ids = self._host_decode(export_dir, runtime, CaptionPreprocessor.images_from_assets(assets, encoded),
+                                    assets["state_names"], assets["bos_id"], assets["eos_id"],
+                                    assets["max_decode_length"])
             captions = CaptionPreprocessor.decode_assets(assets, ids)
         return [{"image": path, "caption": c} for path, c in zip(inputs, captions)]

@@ -1,11 +1,14 @@
 """The token embedding and recurrent encoder of the text apps, with the config's
-regularization, and how the encoder runs (recorded as `model.implementation`)."""
+regularization, and how the encoder runs (recorded as `model.implementation`); the image
+encoder of the captioning app."""
 
 from __future__ import annotations
 
+import pathlib
+
 import keras
 
-from apps.config import RegularizationConfig
+from apps.config import ConfigError, RegularizationConfig
 from layers.embedding_dropout import DropoutEmbedding
 from layers.masked_pooling import MaskedPooling
 from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
@@ -51,3 +54,34 @@ def classification_loss_and_metrics() -> tuple:
     """(loss, metrics) of the classifiers: cross-entropy from logits, accuracy."""
     return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def image_encoder(m, size: int) -> keras.Model:
+    """(batch, size, size, 3) float 0..255 -> (batch, grid, grid, channels) features, from the
+    captioning app's `model` section: `encoder` "cnn" (`cnn_blocks` of two 3x3 convolutions and a
+    pooling, `cnn_filters` doubled per block) or a `keras.applications` backbone built with
+    `weights=None` (never a download) and loaded from `encoder_weights`, frozen unless
+    `encoder_trainable`."""
+    image = keras.Input((size, size, 3), name="image_in")
+    if m.encoder == "cnn":
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+        for block in range(m.cnn_blocks):
+            filters = m.cnn_filters * 2 ** block
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.MaxPooling2D()(x)
+        return keras.Model(image, x, name="image_encoder")
+    factory = {"mobilenet_v3_small": keras.applications.MobileNetV3Small,
+               "efficientnet_b0": keras.applications.EfficientNetB0}[m.encoder]
+    options = {"include_preprocessing": True} if m.encoder.startswith("mobilenet") else {}
+    backbone = factory(input_tensor=image, include_top=False, weights=None, **options)  # never a download
+    if m.encoder_weights:
+        if not pathlib.Path(m.encoder_weights).is_file():
+            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not exist")
+        try:
+            backbone.load_weights(m.encoder_weights)
+        except Exception as e:  # a file of another network or cut short
+            raise ConfigError(f"model.encoder_weights: {m.encoder_weights} does not fit {m.encoder} "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    backbone.trainable = m.encoder_trainable
+    return keras.Model(image, backbone.output, name="image_encoder")

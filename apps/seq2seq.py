@@ -46,6 +46,16 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
             "bleu_lowercase": round(float(sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score), 6)}
 
 
+def caption_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict:
+    """BLEU-4 as sacreBLEU computes it, each hypothesis against all its references (as many as
+    there are: shorter reference streams are padded with None)."""
+    import sacrebleu
+
+    streams = [[refs[k] if k < len(refs) else None for refs in references]
+               for k in range(max(len(r) for r in references))]
+    return {"bleu4": round(float(sacrebleu.corpus_bleu(hypotheses, streams).score), 6)}
+
+
 class AttentionDecoding(tf.Module):
     """`encoder`: a Keras model from the source (ids (batch, time) for translation, images for
     captioning) to (memory (batch, positions, d), first decoder state (batch, units)); `decoder`:
@@ -57,6 +67,20 @@ class AttentionDecoding(tf.Module):
         self.encoder, self.decoder = encoder, decoder
         self.bos_id, self.eos_id, self.max_decode, self.alpha = bos_id, eos_id, max_decode, alpha
         self.state_names = [f"state_{i}" for i in range(len(decoder.state_sizes()))]
+        self._decoders = {}  # beam width -> traced decoding of raw inputs to text
+
+    def decode_text(self, raw, beam_width: int = 0):
+        """Raw inputs (`raw_spec`: strings, images) -> (batch,) text, greedy or beam search; one
+        graph traced per beam width. Subclasses set `raw_spec`, `ids_to_text` and `prepare`."""
+        if beam_width not in self._decoders:
+            self._decoders[beam_width] = tf.function(
+                lambda x: self.ids_to_text(self.decode_ids(self.prepare(x), beam_width)),
+                input_signature=[self.raw_spec])
+        return self._decoders[beam_width](raw)
+
+    def prepare(self, raw):
+        """Raw inputs -> what the encoder takes (identity by default)."""
+        return raw
 
     def start(self, source_ids):
         """Decoder states for a batch of source ids: cell states plus the memory they attend to."""

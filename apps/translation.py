@@ -97,15 +97,10 @@ class Translator(AttentionDecoding):
         self.tables = preprocessor.tables()  # tracked: the SavedModel saves them
         self.target_tokens = tf.constant(preprocessor.target_vocab.tokens)
         self.ids_to_text = preprocessor.target_text(self.target_tokens)
-        self._decoders = {}  # beam width -> traced decoding of strings
+        self.raw_spec = tf.TensorSpec([None], tf.string)
 
-    def translate_texts(self, texts, beam_width: int = 0):
-        """Translations of a batch of strings, with a graph traced once per beam width."""
-        if beam_width not in self._decoders:
-            self._decoders[beam_width] = tf.function(
-                lambda t: self.ids_to_text(self.decode_ids(self.preprocessor.tf_encode(t), beam_width)),
-                input_signature=[tf.TensorSpec([None], tf.string)])
-        return self._decoders[beam_width](texts)
+    def prepare(self, texts):
+        return self.preprocessor.tf_encode(texts)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def translate(self, texts):
@@ -224,7 +219,7 @@ class Translation(App):
     def _translate(translator: Translator, texts: list[str], beam: int) -> list[str]:
         progress, out = Progress(len(texts), "translating"), []
         for start in range(0, len(texts), 256):
-            out.extend(t.decode("utf-8") for t in translator.translate_texts(tf.constant(texts[start:start + 256]),
+            out.extend(t.decode("utf-8") for t in translator.decode_text(tf.constant(texts[start:start + 256]),
                                                                               beam).numpy())
             progress.update(len(texts[start:start + 256]))
         return out

@@ -20,19 +20,15 @@ import time
 
 import numpy as np
 
-from apps.captioning import Captioning, caption_scores
+from apps.captioning import Captioning
+from apps.seq2seq import caption_scores
 from benchmarks.real_data import config_and_splits, parse_args, print_table, train_ours
-from pipelines.caption_preprocessor import CaptionPreprocessor
+from pipelines.caption_preprocessor import image_dataset
 
 
 def thumbnails(examples, size: int = 16) -> np.ndarray:
     """(n, size * size * 3) float thumbnails, decoded by the app's own pipeline."""
-    import dataclasses
-
-    preprocessor = CaptionPreprocessor(dataclasses.make_dataclass("Data", [("image_size", int), ("lowercase", bool)])(
-        size, False))
-    return np.concatenate([batch.numpy().reshape(len(batch), -1)
-                           for batch in preprocessor.images(examples).batch(256)])
+    return np.concatenate([batch.numpy().reshape(len(batch), -1) for batch in image_dataset(examples, size).batch(256)])
 
 
 def consensus(captions: tuple[str, ...]) -> str:

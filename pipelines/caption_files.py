@@ -59,6 +59,13 @@ def check_image_file(path: str, where: str) -> None:
         raise DataError(f"{where}: {path} is {e}") from None
 
 
+def read_image_file(path: str, where: str) -> bytes:
+    """The bytes of an image file, checked as `check_image_file` does (`where` names its origin)."""
+    check_image_file(path, where)
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def image_path(images: str, name: str, where: str) -> str:
     """`images/name`, refusing absolute paths and any that leave `images/` (`../x.jpg`)."""
     root = os.path.realpath(images)

@@ -14,7 +14,17 @@ from pipelines.images import augment, decode_resize
 from pipelines.lengths import length_stats
 from pipelines.text_preprocessors import (BOS, EOS, SETTINGS, TargetSide, TextPreprocessor, _count_cut,
                                           max_length_from, read_json, write_json)
-from pipelines.vocabulary import OOV_ID, PAD_ID, Vocabulary
+from pipelines.vocabulary import Vocabulary
+
+
+def image_dataset(examples: list[ImageCaptions], size: int) -> tf.data.Dataset:
+    """The examples' images (files or encoded bytes), decoded and resized to (size, size, 3)
+    float32, in order."""
+    sources = [e.image for e in examples]
+    ds = tf.data.Dataset.from_tensor_slices(sources)
+    if isinstance(sources[0], str):
+        ds = ds.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda encoded: decode_resize(encoded, size), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 class CaptionPreprocessor(TargetSide, TextPreprocessor):
@@ -47,11 +57,7 @@ class CaptionPreprocessor(TargetSide, TextPreprocessor):
 
     def images(self, examples: list[ImageCaptions]) -> tf.data.Dataset:
         """The examples' images, decoded and resized: (size, size, 3) float32, in order."""
-        sources = [e.image for e in examples]
-        ds = tf.data.Dataset.from_tensor_slices(sources)
-        if isinstance(sources[0], str):
-            ds = ds.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.map(lambda encoded: decode_resize(encoded, self.image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        return image_dataset(examples, self.image_size)
 
     def dataset(self, examples: list[ImageCaptions], training: bool) -> tf.data.Dataset:
         """((image (batch, size, size, 3) float32 0..255, caption_in), caption_out) batches; an
@@ -97,12 +103,9 @@ class CaptionPreprocessor(TargetSide, TextPreprocessor):
         return p
 
     def assets(self) -> dict:
-        return {"target_vocabulary": self.target_vocab.tokens, "tokenizer": self.tokenizer_assets(), "pad_id": PAD_ID,
-                "oov_id": OOV_ID, "bos_id": self.bos_id, "eos_id": self.eos_id,
-                "target_max_length": self.target_max_length, "image_size": self.image_size,
+        return {**self.target_assets(), "image_size": self.image_size,
                 "image": f"RGB, resized to {self.image_size}x{self.image_size} with antialiasing, float32 in 0..255 "
-                         "(pipelines.images.read_python)",
-                "detokenizer": "pipelines.subwords.detokenize" if self.subwords else "pipelines.text_rules.detokenize"}
+                         "(pipelines.images.read_python)"}
 
     @staticmethod
     def images_from_assets(assets: dict, encoded: list[bytes]) -> np.ndarray:

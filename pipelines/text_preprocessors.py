@@ -357,6 +357,13 @@ class TargetSide:
 
         return ids_to_text
 
+    def target_assets(self) -> dict:
+        """What `assets.json` says of the target side: enough to decode ids without TensorFlow."""
+        return {"target_vocabulary": self.target_vocab.tokens, "tokenizer": self.tokenizer_assets(), "pad_id": PAD_ID,
+                "oov_id": OOV_ID, "bos_id": self.bos_id, "eos_id": self.eos_id,
+                "target_max_length": self.target_max_length,
+                "detokenizer": "pipelines.subwords.detokenize" if self.subwords else "pipelines.text_rules.detokenize"}
+
     @staticmethod
     def decode_assets(assets: dict, rows) -> list[str]:
         """Target ids -> detokenized text without TensorFlow (ids up to [EOS] are special)."""
@@ -446,10 +453,7 @@ class Seq2SeqPreprocessor(TargetSide, TextPreprocessor):
         return p
 
     def assets(self) -> dict:
-        return {"source_vocabulary": self.source_vocab.tokens, "target_vocabulary": self.target_vocab.tokens,
-                "tokenizer": self.tokenizer_assets(), "pad_id": PAD_ID, "oov_id": OOV_ID, "bos_id": self.bos_id,
-                "eos_id": self.eos_id, "max_length": self.max_length, "target_max_length": self.target_max_length,
-                "detokenizer": "pipelines.subwords.detokenize" if self.subwords else "pipelines.text_rules.detokenize"}
+        return {"source_vocabulary": self.source_vocab.tokens, **self.target_assets(), "max_length": self.max_length}
 
     @staticmethod
     def encode_assets(assets: dict, texts: Sequence[str], length: int | None = None) -> np.ndarray:

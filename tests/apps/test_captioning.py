@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.captioning import Captioner, caption_scores
+from apps.captioning import Captioner
+from apps.seq2seq import caption_scores
 from apps.config import replace
 from apps.registry import get_app
 from pipelines import synthetic_scenes
@@ -61,7 +62,7 @@ def test_greedy_captions_name_the_colours_and_shapes(trained):
     single = [s for s in scenes if len(s.objects) == 1]
     images = tf.constant(np.stack([s.image for s in single]).astype("float32"))
     images = tf.image.resize(images, (captioner.size, captioner.size), antialias=True)
-    captions = [c.decode() for c in captioner.caption_images(images).numpy()]
+    captions = [c.decode() for c in captioner.decode_text(images).numpy()]
     right = [s.objects[0][0] in c.split() and s.objects[0][1] in c.split() for s, c in zip(single, captions)]
     print(f"\nsingle objects named right (colour and shape): {np.mean(right):.2f} of {len(single)}")
     assert np.mean(right) >= 0.7
@@ -133,7 +134,7 @@ def test_tfds_coco_captions_through_mock_data(tmp_path):
 def test_a_keras_applications_backbone_from_a_local_weights_file(tmp_path):
     """weights=None (never a download); the file's weights load; frozen means not trainable; a
     missing or unfitting file is one line naming it."""
-    from apps.captioning import image_encoder
+    from apps.encoders import image_encoder
     from apps.config import ConfigError
 
     model_config = replace(APP.config_class(), **{"model.encoder": "mobilenet_v3_small",
