@@ -16,7 +16,8 @@ An app is a subclass that fills in what is its own, in this order (see `apps/sen
   `resolve(config, fitted)`;
 - `build_model(config)` (from `layers`) and `loss_and_metrics(config)`; `score(...)` when the
   test metric is not `model.evaluate`'s; `embedding_layers` (preprocessor side -> layer name)
-  when the config's `model` section has `PretrainedEmbeddings` keys;
+  when the config's `model` section has `PretrainedEmbeddings` keys; `fitted_part(...)` when
+  `fit` trains a part of the model on inputs computed once (a frozen encoder's features);
 - `serving(loaded)`: a `tf.Module` from raw input to readable output, and `predict_rows`;
 - `export_targets(loaded, serving)`, `check_export(...)` and `predict_exported(...)`: what the
   export writes and how a runtime without Keras runs it;
@@ -245,20 +246,29 @@ class App(abc.ABC):
             model = self.build_model(config)
             self.start_embeddings(model, config, preprocessor)
             self.compile(model, config)
+            trained, datasets = self.fitted_part(model, config, preprocessor, splits, datasets)
         directory, temporary = worker_directory(distribution, out)
         try:
-            return self._train_into(RunDir(directory), config, model, preprocessor, splits, datasets, callbacks,
-                                    score_test)
+            return self._train_into(RunDir(directory), config, model, trained, preprocessor, splits, datasets,
+                                    callbacks, score_test)
         finally:
             if temporary:  # a worker other than the chief: its copy goes
                 shutil.rmtree(directory, ignore_errors=True)
 
-    def _train_into(self, run, config, model, preprocessor, splits, datasets, callbacks, score_test) -> dict:
-        """The part of `train` that writes: the run directory, fit, plots, test metrics, the model."""
+    def fitted_part(self, model, config, preprocessor, splits: dict, datasets: dict) -> tuple:
+        """(the model `fit` trains, its {"train", "dev"} datasets), called in the strategy's scope
+        with the model compiled: by default the model itself on `datasets`. An app may train a
+        part that shares the model's layers, compiled, on inputs it computes once here."""
+        return model, datasets
+
+    def _train_into(self, run, config, model, trained, preprocessor, splits, datasets, callbacks,
+                    score_test) -> dict:
+        """The part of `train` that writes: the run directory, fit (of `trained`, the model or a
+        part of it), plots, test metrics, the model."""
         run.start(config)
         preprocessor.save(run.assets)
         monitor, mode = self.monitor
-        fit_run(model, run, datasets["train"], datasets["dev"], config.train, monitor=monitor, mode=mode,
+        fit_run(trained, run, datasets["train"], datasets["dev"], config.train, monitor=monitor, mode=mode,
                 callbacks=callbacks)
         plot_history(run, self.history_metrics)
         loaded = Loaded(run, config, model, preprocessor)

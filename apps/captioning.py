@@ -27,7 +27,7 @@ from apps.config import ConfigError, TextDataConfig, TrainConfig, choice, replac
 from apps.plots import plot_image_attention
 from apps.encoders import image_encoder
 from apps.seq2seq import AttentionDecoding, DecodeConfig, caption_scores, named_function
-from apps.training import Progress
+from apps.training import Progress, log
 from export import ExportError
 from export.runtimes import load_runner
 from export.step_loop import greedy_step_loop
@@ -57,6 +57,10 @@ class CaptionDataConfig(TextDataConfig):
     captions_per_image: int = 1
     lowercase: bool = False  # true: captions case-folded (what the model writes and BLEU compares)
     length_percentile: float = 100.0  # of caption lengths: target_max_length (never cut by default)
+    # With a frozen backbone (model.encoder_trainable=false): its features of each image computed
+    # once before training and kept in memory (float16), the rest of the model trained on them;
+    # no augmentation then (it would change the features). false: every step runs the backbone.
+    cache_features: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +97,16 @@ class CaptioningConfig:
                                  "data.min_count": 1, "model.cnn_filters": 8, "model.cnn_blocks": 2,
                                  "model.embedding_dim": 8, "model.units": 8, "model.attention_units": 8,
                                  "train.epochs": 2})
+
+
+def caption_logits(layer, features, caption_in):
+    """The captioning model after its image encoder, from `layer(name)` for each of its layers:
+    features (batch, grid h, grid w, channels) and caption_in -> logits at every caption step."""
+    grid = layer("grid")(features)
+    memory = layer("memory")(grid)
+    summary = layer("grid_mean")(grid)
+    first_h = layer("initial_state")(summary)
+    return layer("decoder")(caption_in, memory, initial_state=first_h)
 
 
 class Captioner(AttentionDecoding):
@@ -203,19 +217,47 @@ class Captioning(App):
         caption_in = keras.Input((None,), dtype="int32", name="caption_in")
         features = image_encoder(m, size)(image)
         grid_h, grid_w, channels = (int(d) for d in features.shape[1:])
-        grid = keras.layers.Reshape((grid_h * grid_w, channels), name="grid")(features)
-        # Where each feature lies: attention and convolutions alone are blind to it ("left of").
-        memory = PositionEmbedding(name="memory")(grid)
-        summary = keras.layers.GlobalAveragePooling1D(name="grid_mean")(grid)
-        first_h = keras.layers.Dense(m.units, activation="tanh", name="initial_state")(summary)  # the image's state
-        logits = AttentionDecoder(m.target_vocab_size, m.embedding_dim, m.units, cell=m.decoder_cell,
-                                  attention=m.attention, attention_units=m.attention_units,
-                                  input_feeding=m.input_feeding, name="decoder")(
-            caption_in, memory, initial_state=first_h)
-        return keras.Model([image, caption_in], logits, name=self.name)
+        after_encoder = {  # each made when caption_logits first asks for it (the order of their initial draws)
+            "grid": lambda: keras.layers.Reshape((grid_h * grid_w, channels), name="grid"),
+            # Where each feature lies: attention and convolutions alone are blind to it ("left of").
+            "memory": lambda: PositionEmbedding(name="memory"),
+            "grid_mean": lambda: keras.layers.GlobalAveragePooling1D(name="grid_mean"),
+            "initial_state": lambda: keras.layers.Dense(m.units, activation="tanh", name="initial_state"),
+            "decoder": lambda: AttentionDecoder(m.target_vocab_size, m.embedding_dim, m.units, cell=m.decoder_cell,
+                                                attention=m.attention, attention_units=m.attention_units,
+                                                input_feeding=m.input_feeding, name="decoder")}
+        return keras.Model([image, caption_in], caption_logits(lambda name: after_encoder[name](), features,
+                                                               caption_in), name=self.name)
 
     def loss_and_metrics(self, config):
         return MaskedCrossEntropy(config.model.label_smoothing), []
+
+    def fitted_part(self, model, config, preprocessor, splits, datasets):
+        """With a frozen keras.applications backbone and `data.cache_features`, the layers after
+        it train on its features, computed once per image (train and dev); else the whole model."""
+        m = config.model
+        if m.encoder == "cnn" or m.encoder_trainable or not config.data.cache_features:
+            return model, datasets
+        encoder = model.get_layer("image_encoder")
+        features_in = keras.Input(encoder.output.shape[1:], name="features")
+        caption_in = keras.Input((None,), dtype="int32", name="caption_in")
+        head = keras.Model([features_in, caption_in], caption_logits(model.get_layer, features_in, caption_in),
+                           name="caption_head")  # the model's own layers after the encoder
+        self.compile(head, config)
+        encode = tf.function(lambda images: encoder(images, training=False), reduce_retracing=True)
+
+        def features(examples):
+            progress, out = Progress(len(examples), "encoding images (frozen encoder, once)"), []
+            for images in preprocessor.images(examples).batch(64):
+                out.append(encode(images).numpy().astype(np.float16))
+                progress.update(int(images.shape[0]))
+            return np.concatenate(out)
+
+        cached = {name: features(splits[name]) for name in ("train", "dev")}
+        log(f"features of the frozen {m.encoder} cached: {cached['train'].shape[1:]} per image, "
+            f"{sum(f.nbytes for f in cached.values()) / 2 ** 20:.0f} MiB for train and dev")
+        return head, {name: preprocessor.dataset(splits[name], training=name == "train", features=cached[name])
+                      for name in ("train", "dev")}
 
     def score(self, loaded, examples, beam: int = 0):
         captioner = Captioner(loaded.model, loaded.preprocessor, loaded.config)

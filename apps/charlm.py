@@ -65,10 +65,10 @@ class ModelConfig:
     cell: str = choice("lstm", cells.names())
     units: int = 512
     num_layers: int = 1
-    # true: plain lstm / gru as keras.layers.LSTM / GRU (cuDNN on a GPU); false: our
-    # layers.Recurrent cells, which with train.jit_compile=on trained 1.40x faster on War and
-    # Peace on 2 CPU cores (16,871 against 12,061 characters a second; README, "Results").
-    prefer_fused: bool = True
+    # false: our layers.Recurrent cells, which with train.jit_compile=on trained 1.40x faster on
+    # War and Peace on 2 CPU cores (16,871 against 12,061 characters a second; README,
+    # "Results"); true: plain lstm / gru as keras.layers.LSTM / GRU (cuDNN on a GPU).
+    prefer_fused: bool = False
     vocab_size: int = 0  # resolved: characters + padding + [UNK]
     implementation: str = ""  # resolved
 
@@ -83,12 +83,14 @@ class CharLMConfig:
     # War and Peace (benchmarks/charlm_real.py, 30 minutes on 2 cores, 8 epochs): dev bpc was still
     # falling at a constant rate 3e-3 (1.7386 after 7 epochs), by less each epoch; the learning rate
     # decays from the 4th epoch on.
-    train: TrainConfig = TrainConfig(epochs=30, lr_decay=0.7, lr_decay_start=3)
+    train: TrainConfig = TrainConfig(epochs=30, lr_decay=0.7, lr_decay_start=3, jit_compile="on")
 
     @classmethod
     def smoke(cls) -> "CharLMConfig":
+        # Tiny models compile longer under XLA than they train: the fused layer, Keras's choice.
         return replace(cls(), **{"data.source": "synthetic?size=20", "data.batch_size": 4, "data.steps": 20,
-                                 "model.embedding_dim": 4, "model.units": 8, "train.epochs": 2})
+                                 "model.embedding_dim": 4, "model.units": 8, "train.epochs": 2,
+                                 "model.prefer_fused": True, "train.jit_compile": "auto"})
 
 
 def prompts_of(inputs: list[str], options: dict) -> list[str]:

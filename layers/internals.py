@@ -14,6 +14,18 @@ import tensorflow as tf
 # the public RNN layer cannot do.
 from keras.src.backend import rnn as backend_rnn  # noqa: F401
 
+
+def time_major_rnn(step, inputs, initial_states, **kwargs):
+    """`backend_rnn(..., time_major=True)` over inputs (time, batch, ...) of any time length.
+
+    The backend takes a missing `input_length` from `inputs.shape[1]`, which in time-major
+    inputs is the batch: with a static batch and a dynamic time (a `tf.function` traced for
+    (1, None) inputs) its loop stopped after `batch` steps and left the other outputs zero.
+    A one-element list holds the length (its maximum bounds the loop) without being taken for
+    per-row lengths, which only a `tf.Tensor` is."""
+    time = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]
+    return backend_rnn(step, inputs, initial_states, time_major=True, input_length=[time], **kwargs)
+
 # `keras.layers.RNN.inner_loop(sequences, initial_state, mask, training)`: the one method between
 # RNN.call's masking/state handling and the time loop (LSTM/GRU override it for cuDNN).
 # `layers.Recurrent` and `layers.fused` override it to hoist the input projection and to apply

@@ -10,7 +10,7 @@ from keras import ops, tree
 
 from layers import PACKAGE
 from layers.batched_gradient import batched_gradient_rnn
-from layers.internals import backend_rnn
+from layers.internals import time_major_rnn
 from layers.recurrent_cell import RecurrentCell
 from layers.sequence_dropout import SequenceDropout
 
@@ -95,15 +95,13 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         def step(inputs, states):
             return cell.recurrent_step(inputs, states, training=training, state_mask=state_mask)
 
-        last_output, outputs, states = backend_rnn(
+        last_output, outputs, states = time_major_rnn(
             step,
             step_inputs,
             initial_state,
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
-            input_length=sequences.shape[1],
-            time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences or collect,
         )

@@ -59,11 +59,19 @@ class CaptionPreprocessor(TargetSide, TextPreprocessor):
         """The examples' images, decoded and resized: (size, size, 3) float32, in order."""
         return image_dataset(examples, self.image_size)
 
-    def dataset(self, examples: list[ImageCaptions], training: bool) -> tf.data.Dataset:
+    def dataset(self, examples: list[ImageCaptions], training: bool, features: np.ndarray | None = None
+                ) -> tf.data.Dataset:
         """((image (batch, size, size, 3) float32 0..255, caption_in), caption_out) batches; an
-        image appears once per caption of it, decoded once."""
+        image appears once per caption of it, decoded once. `features` (one row per example, such
+        as a frozen encoder's output computed once) stand in for the images: nothing is decoded and
+        nothing augmented (it would change them)."""
         captions = tf.ragged.constant([list(e.captions) for e in examples], dtype=tf.string)
-        images = self.images(examples).map(lambda image: tf.cast(tf.round(image), tf.uint8)).cache()  # 4x smaller
+        if features is None:
+            images = self.images(examples).map(lambda image: tf.cast(tf.round(image), tf.uint8)).cache()  # 4x smaller
+        elif len(features) != len(examples):
+            raise ValueError(f"features has {len(features)} rows for {len(examples)} examples")
+        else:
+            images = tf.data.Dataset.from_tensor_slices(features)
         ds = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(captions))
         if training and self.data.captions_per_image:  # a new draw of each image's captions every epoch
             ds = ds.map(lambda image, texts: (image, tf.random.shuffle(texts, seed=self.seed)[
@@ -73,7 +81,7 @@ class CaptionPreprocessor(TargetSide, TextPreprocessor):
             pairs = sum(min(len(e.captions), self.data.captions_per_image or len(e.captions)) for e in examples)
             ds = ds.shuffle(self.shuffle_size(pairs, training), seed=self.seed)
         ds = ds.batch(self.data.batch_size)
-        if training:  # a seed per batch, new each epoch, for the augmentation
+        if training and features is None:  # a seed per batch, new each epoch, for the augmentation
             seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).batch(2)
             ds = tf.data.Dataset.zip(ds, seeds).map(lambda batch, seed: (*batch, seed))
 

@@ -1,6 +1,8 @@
 """The captioning app: learning on rendered scenes (the decoder must look at the image, and where),
 beam search, and bad input. Export parity and the lifecycle: tests/apps/test_app_contract.py."""
 
+import csv
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -152,3 +154,34 @@ def test_a_keras_applications_backbone_from_a_local_weights_file(tmp_path):
     (tmp_path / "bad.weights.h5").write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match="bad.weights.h5 does not fit mobilenet_v3_small"):
         image_encoder(replace(model_config, encoder_weights=str(tmp_path / "bad.weights.h5")), 64)
+
+
+def test_a_frozen_backbone_trains_the_rest_on_its_features_computed_once(tmp_path):
+    """model.encoder_trainable=false: the layers after the backbone train on its features of each
+    image, computed once (train and dev) instead of every step; on the same images and captions
+    they give the whole model's logits, and the saved model (images in) reaches the dev loss that
+    training logged on the cached features."""
+    config = replace(APP.config_class.smoke(), **{"model.encoder": "mobilenet_v3_small", "data.image_size": 64,
+                                                  "model.encoder_trainable": False, "train.epochs": 2})
+    splits, _ = APP.load_splits(config)
+    preprocessor = APP.make_preprocessor(config)
+    config = APP.resolve(config, preprocessor.fit(splits["train"]))
+    datasets = {name: preprocessor.dataset(splits[name], training=name == "train") for name in ("train", "dev")}
+    model = APP.build_model(config)
+    APP.compile(model, config)
+    head, cached = APP.fitted_part(model, config, preprocessor, splits, datasets)
+    assert head is not model and cached["train"].element_spec[0][0].shape[1:] == (2, 2, 576)
+    (features, caption_in), _ = next(iter(cached["dev"]))
+    (images, same_captions), _ = next(iter(datasets["dev"]))
+    np.testing.assert_array_equal(caption_in, same_captions)
+    np.testing.assert_allclose(head((features, caption_in)), model((images, caption_in)), atol=2e-3)
+    uncached = replace(config, **{"data.cache_features": False})
+    assert APP.fitted_part(model, uncached, preprocessor, splits, datasets) == (model, datasets)
+
+    run = tmp_path / "run"
+    APP.train(config, run)
+    loaded = APP.load(run)
+    logged = min(float(row["val_loss"]) for row in csv.DictReader((run / "history.csv").open()))
+    APP.compile(loaded.model, loaded.config)
+    loss = loaded.model.evaluate(loaded.preprocessor.dataset(splits["dev"], training=False), verbose=0)
+    assert loss == pytest.approx(logged, rel=1e-3)

@@ -37,7 +37,8 @@ custom_metrics = app.train(custom, f"{sys.argv[1]}/custom", strategy="mirrored")
 charlm = get_app("charlm")
 charlm_config = load_config(charlm.config_class, overrides=[
     "data.source=synthetic?size=30", "data.batch_size=8", "data.steps=20", "model.units=16",
-    "model.embedding_dim=8", "train.epochs=1", "train.cpu_devices=2", "train.global_clipnorm=0"])
+    "model.embedding_dim=8", "train.epochs=1", "train.cpu_devices=2", "train.global_clipnorm=0",
+    "model.prefer_fused=true", "train.jit_compile=auto"])
 streams = {}
 for strategy in (("default", "mirrored") if "charlm" in sys.argv else ()):
     metrics = charlm.train(charlm_config, f"{sys.argv[1]}/charlm-{strategy}", strategy=strategy)

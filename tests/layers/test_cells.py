@@ -78,6 +78,24 @@ def test_masked_sequence_matches_numpy_reference(case, layer_class):
     np.testing.assert_allclose(outputs[0, 3:], np.repeat(outputs[0, 2:3], 2, axis=0), atol=1e-7)
 
 
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("case", ["lstm", "gru", "scrn"])
+def test_static_batch_and_dynamic_time_run_every_step(case, training):
+    """Traced for (2, None) inputs, as a generator or an export traces a batch of one: every
+    step runs (Keras's loop once took its length from the batch dimension and stopped there)."""
+    import tensorflow as tf
+
+    cell = make_cell(case)
+    rnn = Recurrent(cell, return_sequences=True)
+    rnn.build((None, None, 4))
+    randomize(rnn)
+    traced = tf.function(lambda x, m: rnn(x, mask=m, training=training),
+                         input_signature=[tf.TensorSpec((2, None, 4)), tf.TensorSpec((2, None), tf.bool)])
+    expected, _ = ref.run(functools.partial(CASES[case][1](cell), w=weights_of(cell)), XS.astype(np.float64), MASK,
+                          [np.zeros((2, s)) for s in cell.state_size])
+    np.testing.assert_allclose(traced(XS, MASK), expected, atol=1e-5)
+
+
 def test_urnn_recurrent_matrix_is_unitary_and_preserves_norm():
     cell = cells.get("urnn", 16, permutation_seed=3)
     cell.build((None, 4))
