@@ -77,7 +77,7 @@ class Generator(tf.Module):
     def generate(self, prompts, length, temperature, top_k, bias, seed):
         states, last = self.prime(prompts)
         tokens, _, _ = sample(self.logits_step, states, tf.shape(prompts)[0], last, -1, length,
-                              temperature=temperature, top_k=top_k, seed=seed, bias=bias)
+                              temperature=temperature, top_k=top_k, seed=seed, bias=bias, jit_compile=True)
         return {"generated": tf.strings.reduce_join(tf.gather(self.chars, tokens), axis=-1)}
 
 
