@@ -234,7 +234,8 @@ class Captioning(App):
 
     def fitted_part(self, model, config, preprocessor, splits, datasets):
         """With a frozen keras.applications backbone and `data.cache_features`, the layers after
-        it train on its features, computed once per image (train and dev); else the whole model."""
+        it train on its features, computed once per image (train and dev; float16 where they
+        fit); else the whole model."""
         m = config.model
         if m.encoder == "cnn" or m.encoder_trainable or not config.data.cache_features:
             return model, datasets
@@ -249,9 +250,10 @@ class Captioning(App):
         def features(examples):
             progress, out = Progress(len(examples), "encoding images (frozen encoder, once)"), []
             for images in preprocessor.images(examples).batch(64):
-                out.append(encode(images).numpy().astype(np.float16))
+                out.append(encode(images).numpy())
                 progress.update(int(images.shape[0]))
-            return np.concatenate(out)
+            values = np.concatenate(out)
+            return values.astype(np.float16) if np.abs(values).max() < 6e4 else values  # float16 unless it overflows
 
         cached = {name: features(splits[name]) for name in ("train", "dev")}
         log(f"features of the frozen {m.encoder} cached: {cached['train'].shape[1:]} per image, "
