@@ -25,22 +25,21 @@ import tensorflow as tf
 from apps.app import App, ExportTargets, Loaded, Target
 from apps.config import ConfigError, TextDataConfig, TrainConfig, choice, replace
 from apps.plots import plot_image_attention
-from apps.encoders import image_encoder
-from apps.seq2seq import AttentionDecoding, DecodeConfig, caption_scores, named_function
-from apps.training import Progress, log
+from apps.encoders import frozen_features, image_encoder
+from apps.captioner import Captioner
+from apps.seq2seq import DecodeConfig, caption_scores
+from apps.training import Progress
 from export import ExportError
 from export.runtimes import load_runner
-from export.step_loop import greedy_step_loop
+from export.step_loop import decode_exported
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.masked_cross_entropy import MaskedCrossEntropy
 from layers.position_embedding import PositionEmbedding
 from pipelines import synthetic_scenes
-from pipelines.caption_files import ImageCaptions, read_caption_directory, read_image_file
+from pipelines.caption_files import ImageCaptions, read_caption_directory, read_image_file, tfds_image_captions
 from pipelines.caption_preprocessor import CaptionPreprocessor
-from pipelines.errors import DataError
 from pipelines.images import decode_batch
-from pipelines.text_preprocessors import EOS
 from pipelines.text_rules import case_fold
 from pipelines.tfds_source import load_tfds_split
 
@@ -109,56 +108,6 @@ def caption_logits(layer, features, caption_in):
     return layer("decoder")(caption_in, memory, initial_state=first_h)
 
 
-class Captioner(AttentionDecoding):
-    """Encoded images (JPEG / PNG bytes) in, captions out (greedy or beam search), in-graph."""
-
-    def __init__(self, model: keras.Model, preprocessor: CaptionPreprocessor, config: CaptioningConfig):
-        encoder = keras.Model(model.get_layer("image").output,
-                              [model.get_layer("memory").output, model.get_layer("initial_state").output])
-        super().__init__(encoder, model.get_layer("decoder"), preprocessor.bos_id, preprocessor.eos_id,
-                         preprocessor.target_max_length + config.decode.extra_length, config.decode.alpha)
-        self.model, self.config, self.preprocessor = model, config, preprocessor
-        self.size, self.positions = preprocessor.image_size, int(model.get_layer("memory").output.shape[1])
-        self.grid = tuple(int(d) for d in model.get_layer("image_encoder").output.shape[1:3])
-        self.tables = preprocessor.tables()  # tracked: the SavedModel saves them
-        self.ids_to_text = preprocessor.target_text(tf.constant(preprocessor.target_vocab.tokens))
-        self.raw_spec = self.images_signature()  # decode_text: resized images -> captions
-        # One step as a tf.function whose inputs are named token_ids, memory, keys, state_*.
-        self.step_function = named_function(self.image_step, ["token_ids", "memory", "keys", *self.state_names])
-
-    def memory_mask(self, images):
-        return tf.ones([tf.shape(images)[0], self.positions], tf.bool)  # every grid position
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-    def caption(self, images):
-        return {"caption": self.ids_to_text(self.decode_ids(decode_batch(images, self.size)))}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-    def caption_beam(self, images):
-        ids = self.decode_ids(decode_batch(images, self.size), self.config.decode.beam_width)
-        return {"caption": self.ids_to_text(ids)}
-
-    def image_step(self, token_ids, memory, keys, *states):
-        """One decoder step over the image's grid (every position visible); the new states come
-        out as `next_state_*` (ONNX refuses an output named as an input)."""
-        logits, states, weights = self.decoder.step(token_ids, list(states), memory, keys)
-        return {"logits": logits, "attention": weights, **{f"next_{n}": s for n, s in zip(self.state_names, states)}}
-
-    def image_step_signature(self, batch=None) -> list[tf.TensorSpec]:
-        return [spec for spec in self.step_signature(batch, self.positions) if spec.name != "source_ids"]
-
-    def images_signature(self, batch=None) -> tf.TensorSpec:
-        return tf.TensorSpec([batch, self.size, self.size, 3], tf.float32, name="images")
-
-    def attention_map(self, image, caption: str):
-        """Teacher-forced attention of `caption` (+ [EOS]) over the grid: (words, grid h, grid w)."""
-        caption_in, _ = self.preprocessor.teacher_forcing()(tf.constant([caption]))
-        memory, first_h = self.encoder(image[None])
-        _, weights = self.decoder(caption_in.to_tensor(), memory, initial_state=first_h, return_attention=True)
-        words = self.preprocessor.target_vocab.decode(caption_in.to_tensor().numpy()[0, 1:]) + [EOS]
-        return weights.numpy()[0, : len(words)].reshape(len(words), *self.grid), words
-
-
 class Captioning(App):
     name = "captioning"
     config_class = CaptioningConfig
@@ -188,14 +137,8 @@ class Captioning(App):
 
     def tfds_split(self, name, split, config):
         ds, _ = load_tfds_split(name, split)
-        out = []
-        for i, row in enumerate(ds.as_numpy_iterator()):
-            if "image" not in row or "text" not in row.get("captions", {}):
-                raise DataError(f"tfds:{name} has no image and captions/text features (found {sorted(row)})")
-            texts = tuple(t.decode("utf-8", "replace").strip() for t in row["captions"]["text"] if t.strip())
-            if texts:
-                out.append(ImageCaptions(tf.io.encode_png(row["image"]).numpy(), texts, f"tfds:{name}[{split}] #{i}"))
-        return out
+        return tfds_image_captions(ds.as_numpy_iterator(), f"tfds:{name}[{split}]",
+                                   lambda image: tf.io.encode_png(image).numpy())
 
     # --- preprocessing and model -----------------------------------------------------------------
 
@@ -245,24 +188,11 @@ class Captioning(App):
         head = keras.Model([features_in, caption_in], caption_logits(model.get_layer, features_in, caption_in),
                            name="caption_head")  # the model's own layers after the encoder
         self.compile(head, config)
-        encode = tf.function(lambda images: encoder(images, training=False), reduce_retracing=True)
-
-        def features(examples):
-            progress, out = Progress(len(examples), "encoding images (frozen encoder, once)"), []
-            for images in preprocessor.images(examples).batch(64):
-                out.append(encode(images).numpy())
-                progress.update(int(images.shape[0]))
-            values = np.concatenate(out)
-            return values.astype(np.float16) if np.abs(values).max() < 6e4 else values  # float16 unless it overflows
-
-        cached = {name: features(splits[name]) for name in ("train", "dev")}
-        log(f"features of the frozen {m.encoder} cached: {cached['train'].shape[1:]} per image, "
-            f"{sum(f.nbytes for f in cached.values()) / 2 ** 20:.0f} MiB for train and dev")
-        return head, {name: preprocessor.dataset(splits[name], training=name == "train", features=cached[name])
-                      for name in ("train", "dev")}
+        return head, {name: preprocessor.dataset(splits[name], training=name == "train", features=frozen_features(
+            encoder, preprocessor.images(splits[name]), len(splits[name]))) for name in ("train", "dev")}
 
     def score(self, loaded, examples, beam: int = 0):
-        captioner = Captioner(loaded.model, loaded.preprocessor, loaded.config)
+        captioner = self.serving(loaded)
         hypotheses = self._caption(captioner, loaded.preprocessor.images(examples), len(examples), beam)
         fold = loaded.preprocessor.target_lowercase
         references = [tuple(case_fold(c) if fold else c for c in e.captions) for e in examples]
@@ -314,7 +244,7 @@ class Captioning(App):
         """savedmodel: `serving_default` (greedy) and `beam` on encoded images, `encode` and
         `decoder_step` for host-side loops; onnx and tflite: `encoder` (images -> memory, keys,
         first states) and `decoder_step` models, looped on the host (`export.step_loop`)."""
-        samples = [tf.io.encode_png(tf.constant(s.image)).numpy() for s in synthetic_scenes.generate(3, 7)]
+        samples = [e.image for e in self.generate(3, 7)]
         images = decode_batch(tf.constant(samples), serving.size).numpy()
         encoded = {k: v.numpy() for k, v in serving.encode(images).items()}
         step_inputs = {"token_ids": np.full([len(images)], serving.bos_id, np.int32), **encoded}
@@ -344,22 +274,13 @@ class Captioning(App):
         """ONNX and TFLite end to end: the host loop over the two models gives the captioner's greedy ids."""
         if fmt not in ("onnx", "tflite"):
             return {}
-        images = decode_batch(tf.constant([tf.io.encode_png(tf.constant(s.image)).numpy()
-                                           for s in synthetic_scenes.generate(3, 11)]), serving.size).numpy()
-        decoded = self._host_decode(out, fmt, images, serving.state_names, serving.bos_id, serving.eos_id,
-                                    serving.max_decode)
+        images = decode_batch(tf.constant([e.image for e in self.generate(3, 11)]), serving.size).numpy()
+        decoded = decode_exported(out, fmt, "images", images, serving.state_names, serving.bos_id, serving.eos_id,
+                                  serving.max_decode, step_takes_inputs=False, next_prefix="next_")
         for got, want in zip(decoded, serving.decode_ids(tf.constant(images)).numpy()):
             if got != [int(t) for t in want if t != 0]:
                 raise ExportError(f"{fmt} parity failed: the host loop decoded {got}, the captioner {list(want)}")
         return {}
-
-    @staticmethod
-    def _host_decode(export_dir, runtime, images, state_names, bos_id, eos_id, max_decode) -> list[list[int]]:
-        """Greedy ids of each image (size, size, 3) through `encoder.<runtime>` and
-        `decoder_step.<runtime>` (onnx, tflite), loaded once, looped on the host."""
-        encoder, step = (load_runner(export_dir, runtime, file=f"{name}.{runtime}") for name in ("encoder", "decoder_step"))
-        return [greedy_step_loop(encoder, step, {"images": image[None]}, state_names, bos_id, eos_id, max_decode,
-                                 step_takes_inputs=False, next_prefix="next_") for image in images]
 
     def predict_exported(self, export_dir, assets, runtime, inputs, beam: int = 0, plot: bool = False):
         if plot:
@@ -373,8 +294,8 @@ class Captioning(App):
                 images=np.array(encoded, dtype=object))
             captions = [t.decode("utf-8") for t in outputs["caption"]]
         else:
-            ids = self._host_decode(export_dir, runtime, CaptionPreprocessor.images_from_assets(assets, encoded),
-                                    assets["state_names"], assets["bos_id"], assets["eos_id"],
-                                    assets["max_decode_length"])
+            ids = decode_exported(export_dir, runtime, "images", CaptionPreprocessor.images_from_assets(assets, encoded),
+                                  assets["state_names"], assets["bos_id"], assets["eos_id"], assets["max_decode_length"],
+                                  step_takes_inputs=False, next_prefix="next_")
             captions = CaptionPreprocessor.decode_assets(assets, ids)
         return [{"image": path, "caption": c} for path, c in zip(inputs, captions)]

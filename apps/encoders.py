@@ -7,8 +7,11 @@ from __future__ import annotations
 import pathlib
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from apps.config import ConfigError, RegularizationConfig
+from apps.training import Progress, log
 from layers.embedding_dropout import DropoutEmbedding
 from layers.masked_pooling import MaskedPooling
 from layers.recurrent_stack import RecurrentStack, describe_implementation, fusable_options
@@ -85,3 +88,17 @@ def image_encoder(m, size: int) -> keras.Model:
                               f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     backbone.trainable = m.encoder_trainable
     return keras.Model(image, backbone.output, name="image_encoder")
+
+
+def frozen_features(encoder: keras.Model, images: tf.data.Dataset, count: int, batch_size: int = 64) -> np.ndarray:
+    """A frozen encoder's outputs for `count` images, in order, computed once (inference mode):
+    float16 to halve their memory, float32 where a value would overflow it."""
+    encode = tf.function(lambda batch: encoder(batch, training=False), reduce_retracing=True)
+    progress, out = Progress(count, "encoding images (frozen encoder, once)"), []
+    for batch in images.batch(batch_size):
+        out.append(encode(batch).numpy())
+        progress.update(int(batch.shape[0]))
+    values = np.concatenate(out)
+    values = values.astype(np.float16) if np.abs(values).max() < 6e4 else values
+    log(f"features of {count} images cached: {values.shape[1:]} {values.dtype} each, {values.nbytes / 2 ** 20:.0f} MiB")
+    return values

@@ -29,8 +29,7 @@ from apps.config import (ConfigError, PretrainedEmbeddings, RegularizationConfig
 from apps.encoders import encoder_implementation, recurrent_encoder, token_embedding
 from export import ExportError
 from export.runtimes import load_runner
-from export.step_loop import greedy_step_loop
-from export.tflite import TFLiteRunner
+from export.step_loop import decode_exported
 from layers import cells
 from layers.attention_decoder import ATTENTIONS, AttentionDecoder
 from layers.masked_cross_entropy import MaskedCrossEntropy
@@ -296,10 +295,9 @@ class Translation(App):
             return {}
         p = loaded.preprocessor
         source_ids = pad_rows(p.encode_python([*self.demo_inputs, ""]), p.max_length)
-        encoder, step = TFLiteRunner(out / "encoder.tflite"), TFLiteRunner(out / "decoder_step.tflite")
-        for row, want in zip(source_ids, serving.decode_ids(tf.constant(source_ids)).numpy()):
-            got = greedy_step_loop(encoder, step, {"source_ids": row[None]}, serving.state_names, p.bos_id,
-                                   p.eos_id, serving.max_decode)
+        decoded = decode_exported(out, "tflite", "source_ids", source_ids, serving.state_names, p.bos_id, p.eos_id,
+                                  serving.max_decode)
+        for got, want in zip(decoded, serving.decode_ids(tf.constant(source_ids)).numpy()):
             if got != [int(t) for t in want if t != PAD_ID]:
                 raise ExportError(f"tflite parity failed: the host loop decoded {got}, the translator {list(want)}")
         return {}
@@ -319,9 +317,8 @@ class Translation(App):
             runner = load_runner(export_dir, "onnx", file=BEAM_FILE if beam else None)
             translations = Seq2SeqPreprocessor.decode_assets(assets, runner(source_ids=source_ids)["target_ids"])
         else:
-            encoder, step = (load_runner(export_dir, "tflite", file=f) for f in ("encoder.tflite", "decoder_step.tflite"))
-            ids = [greedy_step_loop(encoder, step, {"source_ids": row[None]}, assets["state_names"], assets["bos_id"],
-                                    assets["eos_id"], assets["max_decode_length"])
-                   for row in Seq2SeqPreprocessor.encode_assets(assets, inputs, assets["max_length"])]
+            ids = decode_exported(export_dir, "tflite", "source_ids",
+                                  Seq2SeqPreprocessor.encode_assets(assets, inputs, assets["max_length"]),
+                                  assets["state_names"], assets["bos_id"], assets["eos_id"], assets["max_decode_length"])
             translations = Seq2SeqPreprocessor.decode_assets(assets, ids)
         return [{"text": t, "translation": tr} for t, tr in zip(inputs, translations)]

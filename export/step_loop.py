@@ -38,3 +38,15 @@ def greedy_step_loop(encode, step, inputs: dict[str, np.ndarray], state_names: l
         if token == end_id:
             break
     return out
+
+
+def decode_exported(export_dir, runtime: str, input_name: str, rows, state_names: list[str], start_id: int,
+                    end_id: int, max_steps: int, **loop_options) -> list[list[int]]:
+    """Greedy ids of each row (one example's input, without its batch axis) through the
+    `encoder.<runtime>` and `decoder_step.<runtime>` files of an export directory, each loaded
+    once; `loop_options` as `greedy_step_loop`'s."""
+    from export.runtimes import load_runner
+
+    encoder, step = (load_runner(export_dir, runtime, file=f"{name}.{runtime}") for name in ("encoder", "decoder_step"))
+    return [greedy_step_loop(encoder, step, {input_name: row[None]}, state_names, start_id, end_id, max_steps,
+                             **loop_options) for row in rows]

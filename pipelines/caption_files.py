@@ -98,3 +98,17 @@ def read_caption_directory(directory: str, required: str = "train") -> tuple[dic
     files = find_split_files(directory, extensions=(".tsv",), required=required)
     return ({split: read_caption_file(f, images) for split, f in files.items()},
             {split: os.path.basename(f) for split, f in files.items()})
+
+
+def tfds_image_captions(rows, where: str, encode_image) -> list[ImageCaptions]:
+    """ImageCaptions from TensorFlow Datasets rows with an `image` and `captions/text` (as
+    coco_captions has them), images encoded by `encode_image(array) -> bytes`; images without a
+    non-empty caption are left out."""
+    out = []
+    for i, row in enumerate(rows):
+        if "image" not in row or "text" not in row.get("captions", {}):
+            raise DataError(f"{where} has no image and captions/text features (found {sorted(row)})")
+        texts = tuple(t.decode("utf-8", "replace").strip() for t in row["captions"]["text"] if t.strip())
+        if texts:
+            out.append(ImageCaptions(encode_image(row["image"]), texts, f"{where} #{i}"))
+    return out
