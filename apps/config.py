@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -150,6 +151,9 @@ def _unknown(cls, key: str) -> ConfigError:
     return ConfigError(f"unknown config key {key!r}; {hint} (a run's config.yaml lists every key)")
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value, hint, key: str):
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -167,6 +171,8 @@ def _coerce(value, hint, key: str):
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) reads `1e-3` as a string: it wants `1.0e-3`
     elif hint is str:
         if isinstance(value, str):
             return value

@@ -18,6 +18,10 @@ def test_defaults_files_then_overrides(tmp_path):
     assert load_config(SentimentConfig, overrides=["train.clipping=none"]).train.clipping == "none"  # a choice
     assert config.data.source == "synthetic?size=50"
     assert config.train.learning_rate == SentimentConfig().train.learning_rate
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; a float setting takes it as the number
+    assert load_config(SentimentConfig, overrides=["train.learning_rate=1e-3"]).train.learning_rate == 0.001
+    a.write_text("train:\n  learning_rate: 5E-4\n")
+    assert load_config(SentimentConfig, files=[a]).train.learning_rate == 0.0005
 
 
 def test_yaml_round_trip(tmp_path):
@@ -34,6 +38,8 @@ def test_yaml_round_trip(tmp_path):
         ("nonsense=3", r"unknown config key 'nonsense'; keys near it: app, seed, data.source"),
         ("model.units=abc", r"config key 'model.units' expects int, received 'abc'"),
         ("model.units=1.5", r"expects int, received 1.5"),
+        ("model.units=1e3", r"expects int, received '1e3'"),
+        ("train.learning_rate=fast", r"expects float, received 'fast'"),
         ("data.bucketing=maybe", r"expects bool"),
         ("model.pooling=median", r"must be one of \['last', 'max', 'mean'\], received 'median'"),
         ("model=3", r"is a section"),
