@@ -27,10 +27,11 @@ class KeepBest(keras.callbacks.Callback):
     better epoch is not overwritten by a worse one.
     """
 
-    def __init__(self, path, monitor: str, mode: str, history_path=None):
+    def __init__(self, path, monitor: str, mode: str, history_path=None, swap=None):
         super().__init__()
         self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
         self.best = -math.inf if mode == "max" else math.inf
+        self.swap = swap  # a keras.callbacks.SwapEMAWeights: the averaged weights are the ones saved
 
     def on_train_begin(self, logs=None):
         if self.history_path is not None and self.path.exists():
@@ -40,10 +41,15 @@ class KeepBest(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and better(float(value), self.best, self.mode):
             self.best = float(value)
+            if self.swap is not None:
+                self.swap.on_test_begin()  # the averaged weights in, as for scoring the dev set
             try:
                 save_model_atomic(self.model, self.path)
             except OSError as e:
                 raise write_failure(self.path, e) from None
+            finally:
+                if self.swap is not None:
+                    self.swap.on_test_end()
 
 
 def monitor_history(history_path, monitor: str) -> list[float]:

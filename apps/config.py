@@ -86,6 +86,10 @@ class TrainConfig:
     clip_decay: float = 0.99  # adaptive: running average over about 1 / (1 - decay) steps
     clip_warmup: int = 20  # adaptive: steps before the running average is used
     clip_multiplier: float = 1.0  # adaptive: threshold = multiplier x running average norm
+    # Polyak averaging: the dev metric, the best epoch's weights and so the exported model are the
+    # exponential moving average of the weights over the steps, with this decay per step (0: off;
+    # the average spans about 1 / (1 - ema) steps). Keras's `use_ema`; training steps are unchanged.
+    ema: float = 0.0
     shuffle_buffer: int = 20000
     # XLA for the training step: auto is Keras's choice (off on CPUs); on pays off for our own cells
     # (layers.Recurrent), off for keras.layers.LSTM / GRU on CPUs (README, "Recurrent cells").

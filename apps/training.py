@@ -132,7 +132,8 @@ def make_optimizer(config) -> keras.optimizers.Optimizer:
     try:
         return OPTIMIZERS[config.optimizer](
             learning_rate=config.learning_rate, clipping=clipping, clip_threshold=config.global_clipnorm,
-            clip_decay=config.clip_decay, clip_warmup=config.clip_warmup, clip_multiplier=config.clip_multiplier)
+            clip_decay=config.clip_decay, clip_warmup=config.clip_warmup, clip_multiplier=config.clip_multiplier,
+            use_ema=config.ema > 0.0, ema_momentum=config.ema or 0.99)
     except ValueError as e:
         raise ConfigError(f"train: {e}") from None
 
@@ -146,6 +147,8 @@ def check_schedule(train) -> None:
     for key in ("lr_factor", "lr_decay"):
         if not 0.0 < getattr(train, key) <= 1.0:
             raise ConfigError(f"train.{key} must be in (0, 1], received {getattr(train, key)}")
+    if not 0.0 <= train.ema < 1.0:
+        raise ConfigError(f"train.ema must be in [0, 1) (0: no averaging), received {train.ema}")
 
 
 def fit_run(
@@ -167,10 +170,14 @@ def fit_run(
                           train.lr_factor, train.min_learning_rate, train.lr_decay, train.lr_decay_start)
     if plateaus.stopped():
         start = epochs  # the run had stopped early before it was interrupted
+    # With train.ema the dev set is scored with the averaged weights, and the best epoch's are kept;
+    # the checkpoints keep the training weights (and the average in the optimizer's state).
+    averaged = [keras.callbacks.SwapEMAWeights()] if train.ema else []
     all_callbacks = [
+        *averaged,
         GradientStatistics(),  # first: the loggers after it see grad_norm
         plateaus,  # before the loggers: they see learning_rate
-        KeepBest(run.best, monitor, mode, run.history),
+        KeepBest(run.best, monitor, mode, run.history, swap=averaged[0] if averaged else None),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
         EpochLog(epochs),

@@ -13,7 +13,7 @@ import tensorflow as tf
 from apps.callbacks import plateau
 from apps.config import ConfigError, TrainConfig
 from apps.rundir import RunDir
-from apps.training import check_schedule, fit_run
+from apps.training import check_schedule, fit_run, make_optimizer
 
 SCRIPT = [0.50, 0.70, 0.65, 0.72, 0.60, 0.61, 0.62, 0.90]  # val_scripted per epoch; best 0.72 at epoch 4
 
@@ -56,10 +56,11 @@ class Script(keras.callbacks.Callback):
             raise KeyboardInterrupt  # an interrupted run
 
 
-def _model(metric):
+def _model(metric, train=None):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse", metrics=[metric])
+    optimizer = keras.optimizers.Adam(0.1) if train is None else make_optimizer(train)
+    model.compile(optimizer=optimizer, loss="mse", metrics=[metric])
     return model
 
 
@@ -76,13 +77,14 @@ def _history(run):
 TRAIN = TrainConfig(epochs=len(SCRIPT), early_stopping_patience=3, lr_patience=2, lr_factor=0.5)
 
 
-def _fit(tmp_path, stop_after=None, train=TRAIN):
+def _fit(tmp_path, stop_after=None, train=TRAIN, own_optimizer=False, callbacks=()):
     metric = Scripted()
-    model, run = _model(metric), RunDir(tmp_path / "run")
+    model, run = _model(metric, train if own_optimizer else None), RunDir(tmp_path / "run")
     run.start(train)
     script = Script(metric, stop_after)
     try:
-        fit_run(model, run, _data(), _data(), train, monitor="val_scripted", mode="max", callbacks=[script])
+        fit_run(model, run, _data(), _data(), train, monitor="val_scripted", mode="max",
+                callbacks=[script, *callbacks])
     except KeyboardInterrupt:
         return None
     return model, run, script
@@ -115,6 +117,42 @@ def test_a_resumed_run_stops_and_cuts_as_an_uninterrupted_one(tmp_path):
         np.testing.assert_array_equal(restored, best)
 
 
+class Steps(keras.callbacks.Callback):
+    """The training weights after each step."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append([w.copy() for w in self.model.get_weights()])
+
+
+EMA = dataclasses.replace(TRAIN, ema=0.6, optimizer="sgd", learning_rate=0.05, clipping="none")
+
+
+def test_with_ema_the_best_epoch_keeps_the_moving_average_of_the_weights(tmp_path):
+    steps = Steps()
+    model, run, script = _fit(tmp_path, train=EMA, own_optimizer=True, callbacks=[steps])
+    assert len(_history(run)) == 7  # the same plateau decisions: best at epoch 4
+    # NumPy: the average starts at the weights after the first step, then a <- m a + (1 - m) w
+    average = steps.weights[0]
+    for weights in steps.weights[1:16]:  # 4 steps an epoch: the end of epoch 4 is step 16
+        average = [EMA.ema * a + (1 - EMA.ema) * w for a, w in zip(average, weights)]
+    for restored, expected, raw in zip(model.get_weights(), average, script.weights[3]):
+        np.testing.assert_allclose(restored, expected, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(restored, raw, atol=1e-4)  # not the training weights of that epoch
+
+
+def test_with_ema_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
+    whole, _, _ = _fit(tmp_path / "a", train=EMA, own_optimizer=True)
+    assert _fit(tmp_path / "b", stop_after=4, train=EMA, own_optimizer=True) is None
+    resumed, _, script = _fit(tmp_path / "b", train=EMA, own_optimizer=True)
+    assert sorted(script.weights) == [5, 6]
+    for a, b in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_learning_rate_decays_from_its_start_and_plateau_cuts_multiply(tmp_path):
     train = dataclasses.replace(TRAIN, lr_decay=0.8, lr_decay_start=2)
     _, run, _ = _fit(tmp_path, train=train)
@@ -131,7 +169,7 @@ def test_plateau_counts_epochs_since_the_best():
 
 @pytest.mark.parametrize("key, value", [("epochs", 0), ("early_stopping_patience", -1), ("lr_patience", -2),
                                         ("lr_factor", 0.0), ("lr_factor", 1.5), ("lr_decay", 0.0),
-                                        ("lr_decay", 1.2)])
+                                        ("lr_decay", 1.2), ("ema", 1.0), ("ema", -0.1)])
 def test_bad_schedule_settings_are_refused_by_name(key, value):
     with pytest.raises(ConfigError, match=f"train.{key}"):
         check_schedule(dataclasses.replace(TrainConfig(), **{key: value}))
