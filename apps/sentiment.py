@@ -25,6 +25,7 @@ from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
+from layers.char_cnn import SPELLING_CHARS, CharCNN, VocabularySpelling
 from layers.runtime_recurrent import fuse_recurrent
 from layers.streaming import stream_step_function
 from pipelines import synthetic_sentiment
@@ -46,6 +47,12 @@ class ModelConfig(PretrainedEmbeddings):
     # last; on its 6,920 sentences alone, 0.8096 against 0.7810 (benchmarks/sentiment_real.py).
     pooling: str = choice("max", ("last", "max", "mean"))
     dropout: float = 0.2  # before the classifier
+    # The spelling of each vocabulary word (layers.VocabularySpelling) through a character CNN
+    # (layers.CharCNN), next to its embedding: features for words train has seen once or twice.
+    char_features: bool = False
+    char_dim: int = 16
+    char_filters: int = 64
+    char_kernel: int = 3
     num_classes: int = 0  # resolved: the number of labels in train
     vocab_size: int = 0  # resolved: tokens in the vocabulary (data.vocab_size caps it)
     implementation: str = ""  # resolved: the built-in fused layer, or our cell in layers.Recurrent
@@ -138,7 +145,16 @@ class Sentiment(App):
             raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(token_ids)
+        if m.char_features:  # the table is set from the vocabulary by start_embeddings
+            spelled = VocabularySpelling(m.vocab_size, name="spelling")(token_ids)
+            chars = CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel, name="char_cnn")(spelled)
+            x = keras.layers.Concatenate(name="word_features")([x, chars])  # keeps the word mask
         return keras.Model(token_ids, pooled_classifier(x, m, reg, config.seed, "recurrent"), name=self.name)
+
+    def start_embeddings(self, model, config, preprocessor) -> None:
+        super().start_embeddings(model, config, preprocessor)
+        if config.model.char_features:
+            model.get_layer("spelling").set_vocabulary(preprocessor.input_vocab()[1].tokens)
 
     def loss_and_metrics(self, config):
         return classification_loss_and_metrics()
@@ -177,8 +193,9 @@ class Sentiment(App):
         ids = loaded.preprocessor.encode_python(samples)
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
         model = loaded.model
-        stream_step, state_sizes = stream_step_function(model.get_layer("embedding"), model.get_layer("recurrent"),
-                                                        model.get_layer("logits"), loaded.config.model.pooling)
+        stream_step, state_sizes = stream_step_function(self._step_features(model, loaded.config),
+                                                        model.get_layer("recurrent"), model.get_layer("logits"),
+                                                        loaded.config.model.pooling)
         signatures = {"serving_default": serving.classify.get_concrete_function(),
                       NUMERIC_SIGNATURE: serving.numeric.get_concrete_function(ids_spec)}
         tflite = [Target("tflite", "model.tflite", serving.numeric,
@@ -208,6 +225,20 @@ class Sentiment(App):
                    "model.tflite": {"inputs": {"token_ids": f"int32 (1, {max_length}): padded or cut to max_length"},
                                     "outputs": {"probabilities": probabilities_out}}},
             extra={"tflite_input_shape": [1, max_length], "streaming": streaming})
+
+    @staticmethod
+    def _step_features(model, config):
+        """The features of one token per row, as the model's recurrent layer gets them."""
+        embedding = model.get_layer("embedding")
+        if not config.model.char_features:
+            return embedding
+        spelling, char_cnn = model.get_layer("spelling"), model.get_layer("char_cnn")
+
+        def features(token_ids):  # (batch,) -> (batch, embedding_dim + char_filters)
+            chars = char_cnn(spelling(token_ids[:, None]))[:, 0]
+            return tf.concat([tf.gather(embedding.embeddings, token_ids), chars], axis=-1)
+
+        return features
 
     def check_export(self, fmt, loaded, serving, out, fused=True):
         """`model_int8.tflite` (dynamic-range quantized weights), kept only if its accuracy on the

@@ -12,7 +12,7 @@ from layers.attention_decoder import AttentionDecoder  # noqa: E402, F401
 from layers.bahdanau_attention import BahdanauAttention  # noqa: E402, F401
 from layers.batchnorm_lstm import BatchNormLSTM  # noqa: E402, F401
 from layers.carried_state import CarriedState  # noqa: E402, F401
-from layers.char_cnn import CharCNN  # noqa: E402, F401
+from layers.char_cnn import CharCNN, VocabularySpelling  # noqa: E402, F401
 from layers.clipping import ClippedAdam, ClippedRMSprop, ClippedSGD  # noqa: E402, F401
 from layers.embedding_dropout import DropoutEmbedding  # noqa: E402, F401
 from layers.fused import FusedGRU, FusedLSTM  # noqa: E402, F401

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 def cell_step_function(embedding, stack):
     """`step(token_ids (batch,), states: list) -> (outputs (batch, units), new states)` through
-    the embedding and each layer's cell, with the state names and sizes in order (layer i's
+    the embedding (a layer with an `embeddings` table, or a function of the token ids (batch,)
+    to their features) and each layer's cell, with the state names and sizes in order (layer i's
     states are `layer{i}_state{j}`); (None, why) where a step cannot reproduce the stack."""
     if stack.bidirectional:
         return None, "not available: a bidirectional model needs the whole sequence"
@@ -21,9 +22,14 @@ def cell_step_function(embedding, stack):
         sizes.update({f"layer{i}_state{j}": int(size) for j, size in enumerate(cell_sizes)})
         counts.append(len(cell_sizes))
 
+    if hasattr(embedding, "embeddings"):  # an embedding layer: the table row itself (a step has no
+        table = embedding.embeddings  # padding to mask, and a mask would reach the cells)
+
+        def embedding(token_ids):
+            return tf.gather(table, token_ids)
+
     def step(token_ids, states):
-        # the table row itself: a step has no padding to mask (and a mask would reach the cells)
-        x, new, first = tf.gather(embedding.embeddings, token_ids), [], 0  # (batch, embedding_dim)
+        x, new, first = embedding(token_ids), [], 0  # (batch, features)
         for cell, count in zip(layer_cells, counts):
             x, cell_states = cell(x, list(states[first:first + count]), training=False)
             new.extend(cell_states)
@@ -40,7 +46,8 @@ def stream_step_function(embedding, stack, head, pooling: str = "last"):
     cannot reproduce the model.
 
     Args:
-        embedding: the token embedding layer.  stack: a unidirectional `RecurrentStack`.
+        embedding: the token embedding layer, or a function of token ids to features.
+        stack: a unidirectional `RecurrentStack`.
         head: the layer from the pooled features to logits.
         pooling: "last" (the stack's last output), "max" or "mean" (over the steps so far).
     """

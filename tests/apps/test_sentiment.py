@@ -109,3 +109,43 @@ def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, re
     assert model.get_layer("embedding").embedding_dropout == 0.1
     ids = np.array([[3, 4, 5, 0]])
     np.testing.assert_array_equal(model(ids), model(ids))  # no dropout at inference
+
+
+def test_character_features_read_the_spelling_of_words_train_never_had(tmp_path):
+    """Each review's verdict is one made-up word, positive ones ending in -ful, negative in -less;
+    test reviews use words train never had (in the vocabulary through a vectors file of random
+    vectors, as a pretrained file adds words). Only the spelling carries their label."""
+    rng = np.random.default_rng(0)
+    letters = list("bcdfgkmnprstvz")
+    stems = list({"".join(rng.choice(letters, 5)) for _ in range(700)})[:600]
+    train_stems, test_stems = stems[:400], stems[400:]
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def rows(stem_list):
+        out = []
+        for i, stem in enumerate(stem_list):
+            positive = i % 2 == 0
+            out.append(f"the film was {stem}{'ful' if positive else 'less'} .\t{'pos' if positive else 'neg'}")
+        return "\n".join(out) + "\n"
+
+    (data / "train.tsv").write_text(rows(train_stems))
+    (data / "dev.tsv").write_text(rows(train_stems[:40]))
+    (data / "test.tsv").write_text(rows(test_stems))
+    words = ["the", "film", "was", "."] + [f"{s}{end}" for s in stems for end in ("ful", "less")]
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("".join(f"{w} {' '.join(f'{x:.4f}' for x in rng.normal(size=8))}\n" for w in words))
+    accuracy = {}
+    for char_features in (False, True):
+        config = replace(SentimentConfig.smoke(), **{
+            "data.source": str(data), "model.embeddings": str(vectors), "model.embeddings_words": len(words),
+            "model.char_features": char_features, "model.char_dim": 8, "model.char_filters": 16,
+            "model.units": 16, "train.epochs": 4, "data.batch_size": 16})
+        accuracy[char_features] = APP.train(config, tmp_path / f"run{char_features}")["accuracy"]
+    print(f"test accuracy on unseen words: words only {accuracy[False]:.3f}, with their spelling {accuracy[True]:.3f}")
+    assert accuracy[True] >= 0.9
+    assert accuracy[True] > accuracy[False] + 0.25
+    loaded = APP.load(tmp_path / "runTrue")  # the table travels with the saved model
+    table = loaded.model.get_layer("spelling").get_weights()[0]
+    word = f"{test_stems[0]}ful"
+    assert table[loaded.preprocessor.vocab.tokens.index(word)][:len(word)].tolist() == [ord(c) + 1 for c in word]

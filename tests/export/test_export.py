@@ -142,14 +142,17 @@ def test_failed_parity_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "max"),
-                                           pytest.param("peephole_lstm", "mean", marks=pytest.mark.slow)])
-def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling):
+@pytest.mark.parametrize("cell, pooling, char_features", [("lstm", "last", False), ("gru", "max", True),
+                                                          pytest.param("peephole_lstm", "mean", False,
+                                                                       marks=pytest.mark.slow)])
+def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling, char_features):
     config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
                                                  "model.bidirectional": False, "model.cell": cell,
-                                                 "model.pooling": pooling, "model.num_layers": 2})
+                                                 "model.pooling": pooling, "model.num_layers": 2,
+                                                 "model.char_features": char_features, "model.char_filters": 8})
     APP.train(config, tmp_path / "run")
-    APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"])
+    # with character features, ONNX too: the exports check their parity with the Keras model
+    APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"] + ["onnx"] * char_features)
     streaming = read_assets(tmp_path / "export")["streaming"]
     whole = load_runner(tmp_path / "export", "savedmodel")  # the numeric signature
     token_ids = np.array([[5, 9, 3, 7, 4]], np.int32)
