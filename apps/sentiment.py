@@ -49,7 +49,8 @@ class ModelConfig(PretrainedEmbeddings):
     dropout: float = 0.2  # before the classifier
     # The spelling of each vocabulary word (layers.VocabularySpelling) through a character CNN
     # (layers.CharCNN), next to its embedding: features for words train has seen once or twice.
-    char_features: bool = False
+    # SST-2 dev: 0.8394 against 0.8314 without; with word2vec vectors 0.8658 against 0.8498.
+    char_features: bool = True
     char_dim: int = 16
     char_filters: int = 64
     char_kernel: int = 3
@@ -162,7 +163,8 @@ class Sentiment(App):
     def search_space(self):
         return {**super().search_space(), "model.cell": cells.names(), "model.units": [32, 64, 128],
                 "model.num_layers": [1, 2], "model.bidirectional": [True, False],
-                "model.pooling": ["last", "max", "mean"], "regularization.embedding_dropout": [0.0, 0.1, 0.2],
+                "model.pooling": ["last", "max", "mean"], "model.char_features": [True, False],
+                "regularization.embedding_dropout": [0.0, 0.1, 0.2],
                 "regularization.weight_dropout": [0.0, 0.25, 0.5]}
 
     # --- serving -------------------------------------------------------------------------------
