@@ -81,6 +81,28 @@ class SentimentConfig:
                                  "model.embedding_dim": 8, "model.units": 8, "train.epochs": 2})
 
 
+WORD_LAYERS = ("embedding", "spelling", "char_cnn", "word_features")  # the model's layers before the recurrent one
+
+
+def word_features(layers: dict, token_ids):
+    """Token ids (batch, time) -> what the recurrent layer reads, with the word mask: the word
+    embedding, and with `model.char_features` the character CNN of each word's spelling beside it.
+    `layers` maps the names of WORD_LAYERS that the model has to its layers."""
+    x = layers["embedding"](token_ids)
+    if "spelling" in layers:
+        x = layers["word_features"]([x, layers["char_cnn"](layers["spelling"](token_ids))])
+    return x
+
+
+def step_features(model: keras.Model):
+    """token ids (batch,) -> the features of one step, through the model's own layers (a second
+    graph over a new input: the model itself stays as it was built)."""
+    layers = {name: model.get_layer(name) for name in WORD_LAYERS if name in {layer.name for layer in model.layers}}
+    token_ids = keras.Input(shape=(1,), dtype="int32")
+    features = keras.Model(token_ids, word_features(layers, token_ids))
+    return lambda ids: features(ids[:, None], training=False)[:, 0]
+
+
 class Classifier(tf.Module):
     """Raw strings in, labels and probabilities out: used by `predict` and as the SavedModel."""
 
@@ -145,11 +167,12 @@ class Sentiment(App):
         if m.num_classes < 2:
             raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        x = token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")(token_ids)
+        layers = {"embedding": token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")}
         if m.char_features:  # the table is set from the vocabulary by start_embeddings
-            spelled = VocabularySpelling(m.vocab_size, name="spelling")(token_ids)
-            chars = CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel, name="char_cnn")(spelled)
-            x = keras.layers.Concatenate(name="word_features")([x, chars])  # keeps the word mask
+            layers.update(spelling=VocabularySpelling(m.vocab_size, name="spelling"),
+                          char_cnn=CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel, name="char_cnn"),
+                          word_features=keras.layers.Concatenate(name="word_features"))  # keeps the word mask
+        x = word_features(layers, token_ids)
         return keras.Model(token_ids, pooled_classifier(x, m, reg, config.seed, "recurrent"), name=self.name)
 
     def start_embeddings(self, model, config, preprocessor) -> None:
@@ -195,9 +218,8 @@ class Sentiment(App):
         ids = loaded.preprocessor.encode_python(samples)
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
         model = loaded.model
-        stream_step, state_sizes = stream_step_function(self._step_features(model, loaded.config),
-                                                        model.get_layer("recurrent"), model.get_layer("logits"),
-                                                        loaded.config.model.pooling)
+        stream_step, state_sizes = stream_step_function(step_features(model), model.get_layer("recurrent"),
+                                                        model.get_layer("logits"), loaded.config.model.pooling)
         signatures = {"serving_default": serving.classify.get_concrete_function(),
                       NUMERIC_SIGNATURE: serving.numeric.get_concrete_function(ids_spec)}
         tflite = [Target("tflite", "model.tflite", serving.numeric,
@@ -227,20 +249,6 @@ class Sentiment(App):
                    "model.tflite": {"inputs": {"token_ids": f"int32 (1, {max_length}): padded or cut to max_length"},
                                     "outputs": {"probabilities": probabilities_out}}},
             extra={"tflite_input_shape": [1, max_length], "streaming": streaming})
-
-    @staticmethod
-    def _step_features(model, config):
-        """The features of one token per row, as the model's recurrent layer gets them."""
-        embedding = model.get_layer("embedding")
-        if not config.model.char_features:
-            return embedding
-        spelling, char_cnn = model.get_layer("spelling"), model.get_layer("char_cnn")
-
-        def features(token_ids):  # (batch,) -> (batch, embedding_dim + char_filters)
-            chars = char_cnn(spelling(token_ids[:, None]))[:, 0]
-            return tf.concat([tf.gather(embedding.embeddings, token_ids), chars], axis=-1)
-
-        return features
 
     def check_export(self, fmt, loaded, serving, out, fused=True):
         """`model_int8.tflite` (dynamic-range quantized weights), kept only if its accuracy on the

@@ -133,7 +133,7 @@ def make_optimizer(config) -> keras.optimizers.Optimizer:
         return OPTIMIZERS[config.optimizer](
             learning_rate=config.learning_rate, clipping=clipping, clip_threshold=config.global_clipnorm,
             clip_decay=config.clip_decay, clip_warmup=config.clip_warmup, clip_multiplier=config.clip_multiplier,
-            use_ema=config.ema > 0.0, ema_momentum=config.ema or 0.99)
+            use_ema=config.ema > 0.0, ema_momentum=config.ema)
     except ValueError as e:
         raise ConfigError(f"train: {e}") from None
 

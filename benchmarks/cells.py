@@ -125,18 +125,15 @@ def _matmul_peak_gflops() -> float:
     import numpy as np
     import tensorflow as tf
 
+    from benchmarks.common import best_time
+
     n = 2048
     a = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
     best = 0.0
     for matmul in (np.matmul, lambda p, q: tf.matmul(p, q).numpy()):
         p, q = (tf.constant(a), tf.constant(a)) if matmul is not np.matmul else (a, a)
         matmul(p, q)
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            matmul(p, q)
-            times.append(time.perf_counter() - start)
-        best = max(best, 2 * n ** 3 / min(times) / 1e9)
+        best = max(best, 2 * n ** 3 / best_time(lambda: matmul(p, q), 5) / 1e9)
     return best
 
 

@@ -10,26 +10,16 @@ the loop would), measured in the same run.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from apps.charlm import CharLM, CharLMConfig, Generator
 from apps.config import replace
+from benchmarks.common import best_time
 from pipelines.char_preprocessor import CharPreprocessor
 from pipelines.char_text import Document
 from pipelines.synthetic_code import generate
-
-
-def best_time(run, rounds: int) -> float:
-    """The shortest of `rounds` timings of `run()` (seconds): the least disturbed by other work."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv=None) -> None:

@@ -12,6 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 
 
 def run_variant(module: str, variant: str, extra: list[str]) -> dict:
@@ -40,6 +41,16 @@ def rounds(module: str, variants: list[str], count: int, extra: list[str], key: 
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def best_time(run, rounds: int) -> float:
+    """The shortest of `rounds` timings of `run()` (seconds): the least disturbed by other work."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def write_grouped_splits(groups: dict, out, dev: int, test: int, seed: int, what: tuple[str, str]) -> None:
