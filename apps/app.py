@@ -45,6 +45,7 @@ from apps.rundir import RunDir, atomic_write_json, replace_dir_atomic, save_mode
 from apps.plots import plot_history
 from apps.training import (Progress, check_schedule, fit_run, log, make_optimizer, make_strategy, split_cpu,
                            worker_directory)
+from apps.warm_start import copy_weights
 from export import ExportError
 from export.assets import FILE as ASSETS_FILE
 from export.assets import file_sha256, read_assets, write_assets
@@ -242,9 +243,13 @@ class App(abc.ABC):
         # or test has fails here, not after training.
         datasets = {name: preprocessor.dataset(splits[name], training=name == "train") for name in ("train", "dev")}
         preprocessor.dataset(splits["test"], training=False)
+        source = self.load(config.train.init_from) if config.train.init_from else None
         with distribution.scope():  # a bad model or optimizer setting fails before the run exists
             model = self.build_model(config)
             self.start_embeddings(model, config, preprocessor)
+            if source is not None:
+                for note in copy_weights(model, source, preprocessor, self.embedding_layers):
+                    log(note)
             self.compile(model, config)
             trained, datasets = self.fitted_part(model, config, preprocessor, splits, datasets)
         directory, temporary = worker_directory(distribution, out)

@@ -91,6 +91,9 @@ class TrainConfig:
     # the average spans about 1 / (1 - ema) steps). Keras's `use_ema`; training steps are unchanged.
     ema: float = 0.0
     shuffle_buffer: int = 20000
+    # A finished run of the same app and model settings (pretrained on a larger related set) whose
+    # weights this run starts from; input embedding rows are matched by word (apps/warm_start.py).
+    init_from: str = ""
     # XLA for the training step: auto is Keras's choice (off on CPUs); on pays off for our own cells
     # (layers.Recurrent), off for keras.layers.LSTM / GRU on CPUs (README, "Recurrent cells").
     jit_compile: str = choice("auto", ("auto", "on", "off"))

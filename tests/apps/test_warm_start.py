@@ -1,0 +1,74 @@
+import keras
+import numpy as np
+import pytest
+
+from apps.config import ConfigError, replace
+from apps.sentiment import Sentiment, SentimentConfig
+
+APP = Sentiment()
+
+
+def _data(directory, words, labels=("pos", "neg")):
+    directory.mkdir()
+    rows = [f"the {w} film {w}\t{labels[i % 2]}" for i, w in enumerate(words)] * 6
+    (directory / "train.tsv").write_text("\n".join(rows) + "\n")
+    return str(directory)
+
+
+class _WeightsAtStart(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = {layer.name: layer.get_weights() for layer in self.model.layers}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("warm")
+    config = replace(SentimentConfig.smoke(), **{
+        "data.source": _data(root / "a", ["good", "bad", "great", "awful", "alpha", "omega"]), "train.epochs": 1})
+    APP.train(config, root / "source")
+    return root, config
+
+
+def test_a_run_starts_from_another_runs_weights_word_by_word(source, capsys):
+    root, config = source
+    start = _WeightsAtStart()
+    target = replace(config, **{"data.source": _data(root / "b", ["beta", "bad", "good", "gamma"]),
+                                "train.init_from": str(root / "source")})
+    APP.train(target, root / "target", callbacks=[start])
+    assert "weights of" in capsys.readouterr().err
+    old, new = APP.load(root / "source"), APP.load(root / "target")
+    old_vocab, new_vocab = old.preprocessor.vocab.tokens, new.preprocessor.vocab.tokens
+    old_rows = old.model.get_layer("embedding").get_weights()[0]
+    rows = start.weights["embedding"][0]
+    assert old_vocab.index("good") != new_vocab.index("good")  # the same word at other rows
+    for word in ("good", "bad", "the", "film", "[UNK]"):
+        np.testing.assert_array_equal(rows[new_vocab.index(word)], old_rows[old_vocab.index(word)])
+    for word in ("beta", "gamma"):  # not in the source: its own random start, not a source row
+        assert not any(np.allclose(rows[new_vocab.index(word)], r) for r in old_rows)
+    for layer in old.model.layers:
+        if layer.name not in ("embedding", "spelling") and layer.weights:
+            for a, b in zip(start.weights[layer.name], layer.get_weights()):
+                np.testing.assert_array_equal(a, b)
+    spelling = start.weights["spelling"][0]  # this run's vocabulary, not the source's
+    beta = new_vocab.index("beta")
+    assert spelling[beta][:4].tolist() == [ord(c) + 1 for c in "beta"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model.units": 12}, "layer recurrent has weights of shapes"),
+    ({"model.char_features": False}, "other layers"),
+])
+def test_a_source_with_other_model_settings_is_refused_by_layer(source, change, message):
+    root, config = source
+    target = replace(config, **{"train.init_from": str(root / "source"), **change})
+    with pytest.raises(ConfigError, match=message):
+        APP.train(target, root / "refused")
+    assert not (root / "refused").exists()  # before the run exists
+
+
+def test_a_source_with_other_labels_is_refused(source):
+    root, config = source
+    target = replace(config, **{"data.source": _data(root / "c", ["good", "bad"], labels=("yes", "no")),
+                                "train.init_from": str(root / "source")})
+    with pytest.raises(ConfigError, match=r"its labels \['neg', 'pos'\] are not this run's \['no', 'yes'\]"):
+        APP.train(target, root / "refused_labels")
