@@ -126,9 +126,10 @@ class RunDir:
             with open(self.config, encoding="utf-8") as f:
                 previous = _flatten(yaml.safe_load(f) or {})
             current = _flatten(to_dict(config))
+            defaults = _flatten(to_dict(type(config)()))  # what a key that an older version did not write meant
             changed = sorted(
                 k for k in set(previous) | set(current)
-                if k not in resumable_differences and previous.get(k) != current.get(k)
+                if k not in resumable_differences and previous.get(k, defaults.get(k)) != current.get(k)
             )
             if changed:
                 details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed[:4])

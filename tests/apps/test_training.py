@@ -4,6 +4,7 @@ interrupted and resumed decides as an uninterrupted one."""
 
 import csv
 import dataclasses
+import dataclasses
 
 import keras
 import numpy as np
@@ -99,6 +100,19 @@ def test_early_stop_keeps_the_best_epochs_weights_and_cuts_the_learning_rate(tmp
     for restored, best in zip(model.get_weights(), script.weights[3]):
         np.testing.assert_array_equal(restored, best)
     assert not np.allclose(script.weights[3][0], script.weights[6][0])  # the last epoch's weights differ
+
+
+def test_a_run_of_an_older_version_resumes_where_a_new_key_has_its_default(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.start(TRAIN)
+    run.release()
+    written = run.config.read_text()
+    run.config.write_text("\n".join(line for line in written.splitlines() if not line.startswith("ema:")) + "\n")
+    assert RunDir(tmp_path / "run").start(TRAIN)  # the key it lacks is this version's default: resumes
+    run.release()
+    run.config.write_text("\n".join(line for line in written.splitlines() if not line.startswith("ema:")) + "\n")
+    with pytest.raises(ConfigError, match=r"ema: None -> 0.5"):
+        RunDir(tmp_path / "run").start(dataclasses.replace(TRAIN, ema=0.5))
 
 
 def test_a_resumed_run_stops_and_cuts_as_an_uninterrupted_one(tmp_path):
