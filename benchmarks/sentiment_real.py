@@ -3,7 +3,8 @@
     python -m benchmarks.sentiment_real DATA_DIR [--set model.units=128 ...] [--split test|dev]
 
 DATA_DIR holds `train.tsv`, `dev.tsv`, `test.tsv` (`text<TAB>label`, the app's local format; for
-example the sentence-level SST-2 split of 6,920 / 872 / 1,821 sentences). Trains the app with its
+example the sentence-level SST-2 split of 6,920 / 872 / 1,821 sentences, or the 3,000 sentences of
+`benchmarks/prepare_review_sentences.py`). Trains the app with its
 defaults (and `--set` overrides: tune them with `--split dev`, never on test) and prints accuracy
 of:
 
