@@ -238,7 +238,7 @@ class Sentiment(App):
             streaming = {"savedmodel_signature": "stream_step", "tflite": "stream_step.tflite",
                          "inputs": "token_ids (batch,) and every state, all states starting at 0",
                          "states": state_sizes}
-        ids_in = "int32 (batch, time): token ids cut to max_length, right-padded with pad_id"
+        ids_in = "int32 (batch, time): token ids of the whole text, right-padded with pad_id"
         probabilities_out = "float32 (batch, classes), in the order of labels"
         return ExportTargets(
             signatures, {"texts": np.array(samples, dtype=object)}, {"classifier": serving},

@@ -232,6 +232,7 @@ def encode_from_assets(assets: dict, side: str, vocabulary: Sequence[str], texts
 
 class TextClassificationPreprocessor(TextPreprocessor):
     """Texts -> token ids (batch, time), labels -> ids in the sorted order of the training labels.
+    `max_length` cuts training texts only: dev, test and serving read whole texts.
 
     Example:
     >>> from types import SimpleNamespace as S
@@ -242,6 +243,8 @@ class TextClassificationPreprocessor(TextPreprocessor):
     {'max_length': 2, 'num_classes': 2, 'vocab_size': 5}
     >>> p.encode_python(["Good movie"]).tolist()
     [[4, 1]]
+    >>> p.encode_python(["bad film, good film"]).tolist()  # longer than max_length: read whole
+    [[2, 3, 1, 4, 3]]
     """
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
@@ -273,10 +276,21 @@ class TextClassificationPreprocessor(TextPreprocessor):
         return [index[e.label] for e in examples]
 
     def dataset(self, examples, training: bool) -> tf.data.Dataset:
-        """(token_ids, label_id) batches, bucketed by length; shuffled when `training`."""
-        return labeled_text_dataset([e.text for e in examples], self.label_ids(examples), self.tf_encoder(),
+        """(token_ids, label_id) batches, bucketed by length; shuffled when `training`. Training
+        texts are cut to `max_length`; others are read whole, as `tf_encode` reads them."""
+        encoder = self.side_encoder("vocab", self.vocab, self.data.lowercase, self.max_length if training else None)
+        return labeled_text_dataset([e.text for e in examples], self.label_ids(examples), encoder,
                                     self.data.batch_size, self.boundaries,
                                     shuffle_buffer=self.shuffle_size(len(examples), training), seed=self.seed)
+
+    def tf_encoder(self):
+        """(batch,) strings -> ragged ids of the whole texts: a recurrent classifier reads any
+        length, so only training batches are cut (a review's verdict is often at its end)."""
+        return self.side_encoder("vocab", self.vocab, self.data.lowercase, None)
+
+    def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+        """The same ids as `tf_encode`, without TensorFlow, right-padded (or cut) to `length`."""
+        return self.encode_side("vocab", self.vocab, texts, self.data.lowercase, None, length)
 
     def input_vocab(self):
         return "vocab", self.vocab
@@ -308,8 +322,9 @@ class TextClassificationPreprocessor(TextPreprocessor):
 
     @staticmethod
     def encode_assets(assets: dict, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """Token ids from an export's `assets.json` settings (no TensorFlow, no Vocabulary)."""
-        return encode_from_assets(assets, "vocab", assets["vocabulary"], texts, assets["max_length"], length)
+        """Token ids from an export's `assets.json` settings (no TensorFlow, no Vocabulary): whole
+        texts, right-padded, or cut and padded to `length` (the TFLite model's fixed input)."""
+        return encode_from_assets(assets, "vocab", assets["vocabulary"], texts, None, length)
 
 
 class TargetSide:

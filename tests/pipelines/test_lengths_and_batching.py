@@ -60,3 +60,27 @@ def test_bucket_boundaries_are_increasing_and_within_max_length():
     boundaries = bucket_boundaries(list(range(1, 101)), num_buckets=4, max_length=60)
     assert boundaries == sorted(set(boundaries)) and max(boundaries) <= 60
     assert bucket_boundaries([5] * 10, num_buckets=4) == []
+
+
+def test_a_classifier_cuts_training_texts_only():
+    """`max_length` bounds training batches; dev, test, serving and the exports' encoders read
+    whole texts (the TFLite model's fixed input is cut by its `length`)."""
+    from types import SimpleNamespace as S
+
+    from pipelines.text_preprocessors import TextClassificationPreprocessor
+
+    data = S(lowercase=True, vocab_size=100, min_count=1, max_length=3, length_percentile=100.0, batch_size=4,
+             bucketing=True, num_buckets=2, tokenizer="words")
+    p = TextClassificationPreprocessor(data)
+    examples = [S(text=" ".join(["good"] * n + ["film"]), label="pos" if n % 2 else "neg", where=f"line {n}")
+                for n in range(1, 9)]
+    p.fit(examples)
+    widths = {training: max(int(x.shape[1]) for x, _ in p.dataset(examples, training=training))
+              for training in (True, False)}
+    assert widths == {True: 3, False: 9}
+    long = "good " * 7 + "film"
+    whole = p.tf_encode(tf.constant([long, "film"])).numpy()
+    assert whole.shape == (2, 8) and whole[0, -1] == p.vocab.tokens.index("film")
+    np.testing.assert_array_equal(p.encode_python([long, "film"]), whole)
+    np.testing.assert_array_equal(TextClassificationPreprocessor.encode_assets(p.assets(), [long, "film"]), whole)
+    np.testing.assert_array_equal(TextClassificationPreprocessor.encode_assets(p.assets(), [long], 3), whole[:1, :3])
