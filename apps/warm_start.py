@@ -41,8 +41,12 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
             continue
         shapes, old_shapes = [tuple(w.shape) for w in layer.weights], [tuple(w.shape) for w in old.weights]
         if shapes != old_shapes:
+            rows_only = len(shapes) == len(old_shapes) and all(
+                a[1:] == b[1:] for a, b in zip(shapes, old_shapes) if a and b)
+            why = ("a table over a vocabulary of another size: only the input embedding is matched word by word"
+                   if rows_only else "train.init_from needs a run with the same model settings")
             raise ConfigError(f"{where}: layer {layer.name} has weights of shapes {old_shapes} there and {shapes} "
-                              "here; train.init_from needs a run with the same model settings")
+                              f"here; {why}")
         layer.set_weights(old.get_weights())
         copied += 1
     notes.append(f"{where}: weights of {copied} layers copied")

@@ -72,3 +72,22 @@ def test_a_source_with_other_labels_is_refused(source):
                                 "train.init_from": str(root / "source")})
     with pytest.raises(ConfigError, match=r"its labels \['neg', 'pos'\] are not this run's \['no', 'yes'\]"):
         APP.train(target, root / "refused_labels")
+
+
+def test_a_vocabulary_table_of_another_size_is_named_as_such():
+    from types import SimpleNamespace as S
+
+    from apps.warm_start import copy_weights
+
+    def tagger(words):
+        ids = keras.Input((None,), dtype="int32")
+        return keras.Model(ids, keras.layers.Dense(3)(keras.layers.Embedding(words, 4, name="words")(ids)))
+
+    source = S(run=S(path="RUN"), preprocessor=S(), model=tagger(10))
+    with pytest.raises(ConfigError, match=r"layer words has weights of shapes \[\(10, 4\)\] there and \[\(12, 4\)\] "
+                                          r"here; a table over a vocabulary of another size"):
+        copy_weights(tagger(12), source, S(), {})
+    model = tagger(10)
+    assert copy_weights(model, source, S(), {}) == ["train.init_from RUN: weights of 2 layers copied"]
+    for a, b in zip(model.get_weights(), source.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
