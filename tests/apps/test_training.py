@@ -4,7 +4,6 @@ interrupted and resumed decides as an uninterrupted one."""
 
 import csv
 import dataclasses
-import dataclasses
 
 import keras
 import numpy as np
