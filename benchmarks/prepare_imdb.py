@@ -1,4 +1,4 @@
-"""Sentences of labeled movie reviews for pretraining the sentiment app (`model.init_from`).
+"""Sentences of labeled movie reviews for pretraining the sentiment app (`train.init_from`).
 
     python -m benchmarks.prepare_imdb ACLIMDB_DIR OUT_DIR [--train-sentences 150000] [--dev-sentences 10000]
 
