@@ -12,6 +12,9 @@ of:
 - TF-IDF over word 1-2-grams and character 2-5-grams with a logistic regression, its C chosen
   on dev (scikit-learn: `pip install -e ".[bench]"`);
 - our model (`apps/sentiment.py`).
+
+`--average RUN [RUN ...]` trains nothing: it scores the average of the class probabilities of
+finished runs on the same data (seeds of one config: an ensemble, which the app does not build).
 """
 
 from __future__ import annotations
@@ -24,15 +27,43 @@ from benchmarks.real_data import config_and_splits, parse_args, print_table, tra
 
 
 def main(argv=None) -> None:
-    args = parse_args(__doc__, "directory with train.tsv, dev.tsv, test.tsv (text<TAB>label)", argv)
+    args = parse_args(__doc__, "directory with train.tsv, dev.tsv, test.tsv (text<TAB>label)", argv,
+                      extra=lambda p: p.add_argument("--average", nargs="+", metavar="RUN",
+                                                     help="score the average probabilities of these runs"))
     app = Sentiment()
     config, splits = config_and_splits(app, args)
     print(f"{args.data}: " + ", ".join(f"{name} {len(splits[name])}" for name in ("train", "dev", "test")), flush=True)
     results = {} if args.no_baselines else _baselines(splits, args.split)
-    name, ours = train_ours(app, config, args)
-    results[name] = ours
+    if args.average:
+        start = time.perf_counter()
+        accuracy = averaged_accuracy(app, args.average, splits[args.split])
+        results[f"average of {len(args.average)} runs"] = {"accuracy": accuracy, "seconds": time.perf_counter() - start,
+                                                           "examples": len(splits[args.split])}
+        ours = results[f"average of {len(args.average)} runs"]
+    else:
+        name, ours = train_ours(app, config, args)
+        results[name] = ours
     print(f"\n{args.split} split, {ours['examples']} sentences:\n")
     print_table(results, {"accuracy": "accuracy"})
+
+
+def averaged_accuracy(app, runs, examples) -> float:
+    """Accuracy of the mean of the runs' class probabilities (each run's serving `Classifier`,
+    whole texts) on `examples`; the runs must share their labels."""
+    import numpy as np
+
+    texts = np.array([e.text for e in examples], dtype=object)
+    total, labels = 0.0, None
+    for run in runs:
+        serving = app.serving(app.load(run))
+        run_labels = [label.decode("utf-8") for label in serving.labels.numpy()]
+        if labels is not None and run_labels != labels:
+            raise SystemExit(f"{run}: labels {run_labels}, not {labels} as the runs before it")
+        labels = run_labels
+        total = total + np.concatenate([serving.classify(texts[i:i + 256])["probabilities"].numpy()
+                                        for i in range(0, len(texts), 256)])
+    predicted = np.array(labels)[np.argmax(total, axis=-1)]
+    return float(np.mean(predicted == np.array([e.label for e in examples])))
 
 
 def _baselines(splits, split: str) -> dict:

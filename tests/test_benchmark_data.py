@@ -51,3 +51,27 @@ def test_imdb_reviews_become_sentences_of_clear_verdicts(tmp_path):
     prepare_imdb.main([str(root), str(tmp_path / "out")])
     rows = [line.split("\t") for line in (tmp_path / "out" / "train.tsv").read_text().splitlines()]
     assert sorted(rows) == [["Review neg 1 here.", "negative"], ["Review pos 10 here.", "positive"]]
+
+
+def test_the_average_of_runs_scores_the_mean_of_their_probabilities():
+    from types import SimpleNamespace as S
+
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.sentiment_real import averaged_accuracy
+
+    runs = {  # per run: P(neg), P(pos) of three texts; alone each run gets 2 of 3 right, together 3
+        "a": ([[0.9, 0.1], [0.4, 0.6], [0.45, 0.55]], ["neg", "pos"]),
+        "b": ([[0.4, 0.6], [0.1, 0.9], [0.7, 0.3]], ["neg", "pos"]),
+        "c": ([[0.5, 0.5]] * 3, ["yes", "no"]),
+    }
+    app = S(load=lambda run: run, serving=lambda run: S(
+        labels=tf.constant(runs[run][1]),
+        classify=lambda texts: {"probabilities": tf.constant(runs[run][0][:len(texts)])}))
+    examples = [S(text=t, label=label) for t, label in (("x", "neg"), ("y", "pos"), ("z", "neg"))]
+    assert [averaged_accuracy(app, [run], examples) for run in "ab"] == pytest.approx([2 / 3, 2 / 3])
+    assert averaged_accuracy(app, ["a", "b"], examples) == 1.0
+    with pytest.raises(SystemExit, match=r"c: labels \['yes', 'no'\], not \['neg', 'pos'\]"):
+        averaged_accuracy(app, ["a", "c"], examples)
+    assert np.isclose(averaged_accuracy(app, ["b"], examples[:2]), 0.5)
