@@ -97,7 +97,7 @@ def word_features(layers: dict, token_ids):
 def step_features(model: keras.Model):
     """token ids (batch,) -> the features of one step, through the model's own layers (a second
     graph over a new input: the model itself stays as it was built)."""
-    layers = {name: model.get_layer(name) for name in WORD_LAYERS if name in {layer.name for layer in model.layers}}
+    layers = {layer.name: layer for layer in model.layers if layer.name in WORD_LAYERS}
     token_ids = keras.Input(shape=(1,), dtype="int32")
     features = keras.Model(token_ids, word_features(layers, token_ids))
     return lambda ids: features(ids[:, None], training=False)[:, 0]

@@ -28,12 +28,14 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
     if [type(layer).__name__ for layer in ours] != [type(layer).__name__ for layer in theirs]:
         raise ConfigError(f"{where}: its model has other layers ({len(theirs)}) than this one ({len(ours)}); "
                           "train.init_from needs a run with the same model settings")
-    aligned = set(embedding_layers.values())
+    # The input side's embedding layer, if the app names one: its rows follow the vocabulary.
+    side = preprocessor.input_vocab()[0] if embedding_layers else None
+    aligned = embedding_layers.get(side)
     notes, copied = [], 0
     for layer, old in zip(ours, theirs):
         if not layer.weights:
             continue
-        if layer.name in aligned:
+        if layer.name == aligned:
             notes.append(f"{where}: {layer.name}: {_copy_rows(layer, old, preprocessor, source.preprocessor, where)}")
             copied += 1
             continue
@@ -41,8 +43,7 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
             continue
         shapes, old_shapes = [tuple(w.shape) for w in layer.weights], [tuple(w.shape) for w in old.weights]
         if shapes != old_shapes:
-            rows_only = len(shapes) == len(old_shapes) and all(
-                a[1:] == b[1:] for a, b in zip(shapes, old_shapes) if a and b)
+            rows_only = [s[1:] for s in shapes] == [s[1:] for s in old_shapes]
             why = ("a table over a vocabulary of another size: only the input embedding is matched word by word"
                    if rows_only else "train.init_from needs a run with the same model settings")
             raise ConfigError(f"{where}: layer {layer.name} has weights of shapes {old_shapes} there and {shapes} "

@@ -53,6 +53,13 @@ def best_time(run, rounds: int) -> float:
     return min(times)
 
 
+def write_tsv(path, rows) -> None:
+    """`text<TAB>label` lines (tabs inside a text become spaces), written atomically."""
+    from apps.rundir import atomic_write_text
+
+    atomic_write_text(path, "".join(f"{text.replace(chr(9), ' ')}\t{label}\n" for text, label in rows))
+
+
 def write_grouped_splits(groups: dict, out, dev: int, test: int, seed: int, what: tuple[str, str]) -> None:
     """`dev.tsv`, `test.tsv` and `train.tsv` in `out` from `groups` (key -> values; one line
     `key<TAB>value` per value), every key's lines in one split: `dev` and `test` keys drawn with
@@ -66,6 +73,6 @@ def write_grouped_splits(groups: dict, out, dev: int, test: int, seed: int, what
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for split, chosen in held.items():
-        rows = [f"{key}\t{value}\n" for key in chosen for value in groups[key]]
-        (out / f"{split}.tsv").write_text("".join(rows), encoding="utf-8")
+        rows = [(key, value) for key in chosen for value in groups[key]]
+        write_tsv(out / f"{split}.tsv", rows)
         print(f"{split}: {len(chosen)} {what[0]}, {len(rows)} {what[1]}")

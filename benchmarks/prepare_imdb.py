@@ -17,10 +17,11 @@ another sentiment run starts from, not a benchmark of its own.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import random
 import re
+
+from benchmarks.common import write_tsv
 
 _BOUNDARY = re.compile(r"<br\s*/?>|(?<=[.!?])\s+(?=[A-Z\"'(])")
 
@@ -44,14 +45,6 @@ def labeled_sentences(split_dir: pathlib.Path) -> list[tuple[str, str]]:
             text = path.read_text(encoding="utf-8", errors="replace")
             rows.extend((sentence, label) for sentence in review_sentences(text))
     return rows
-
-
-def write_tsv(path: pathlib.Path, rows) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as f:
-        for text, label in rows:
-            f.write(f"{text.replace(chr(9), ' ')}\t{label}\n")
-    os.replace(partial, path)
 
 
 def main(argv=None) -> None:

@@ -14,9 +14,10 @@ from elsewhere (word vectors, a run on a larger set: `train.init_from`) matters 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import random
+
+from benchmarks.common import write_tsv
 
 FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
 LABELS = {"0": "negative", "1": "positive"}
@@ -56,9 +57,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():
         rng.shuffle(rows)
-        partial = out / f"{split}.tsv.partial"
-        partial.write_text("".join(f"{text}\t{label}\n" for text, label in rows), encoding="utf-8")
-        os.replace(partial, out / f"{split}.tsv")
+        write_tsv(out / f"{split}.tsv", rows)
         print(f"{out / split}.tsv: {len(rows)} sentences")
 
 

@@ -36,13 +36,12 @@ def main(argv=None) -> None:
     results = {} if args.no_baselines else _baselines(splits, args.split)
     if args.average:
         start = time.perf_counter()
-        accuracy = averaged_accuracy(app, args.average, splits[args.split])
-        results[f"average of {len(args.average)} runs"] = {"accuracy": accuracy, "seconds": time.perf_counter() - start,
-                                                           "examples": len(splits[args.split])}
-        ours = results[f"average of {len(args.average)} runs"]
+        name = f"average of {len(args.average)} runs"
+        ours = {"accuracy": averaged_accuracy(app, args.average, splits[args.split]),
+                "seconds": time.perf_counter() - start, "examples": len(splits[args.split])}
     else:
         name, ours = train_ours(app, config, args)
-        results[name] = ours
+    results[name] = ours
     print(f"\n{args.split} split, {ours['examples']} sentences:\n")
     print_table(results, {"accuracy": "accuracy"})
 
@@ -60,8 +59,7 @@ def averaged_accuracy(app, runs, examples) -> float:
         if labels is not None and run_labels != labels:
             raise SystemExit(f"{run}: labels {run_labels}, not {labels} as the runs before it")
         labels = run_labels
-        total = total + np.concatenate([serving.classify(texts[i:i + 256])["probabilities"].numpy()
-                                        for i in range(0, len(texts), 256)])
+        total = total + serving.classify(texts)["probabilities"].numpy()
     predicted = np.array(labels)[np.argmax(total, axis=-1)]
     return float(np.mean(predicted == np.array([e.label for e in examples])))
 

@@ -73,6 +73,9 @@ class TextPreprocessor(abc.ABC):
     text), `source` and `target` (a translator's)."""
 
     INPUT_SIDE = "vocab"  # the side that the model reads, and pretrained vectors are for
+    # Whether serving cuts the input text to `max_length` as training does; a classifier reads
+    # whole texts (only its training batches are cut).
+    CUTS_INPUT = True
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
         self.data, self.seed, self.shuffle_buffer = data, seed, shuffle_buffer
@@ -171,19 +174,24 @@ class TextPreprocessor(abc.ABC):
         translator's source)."""
         raise TypeError(f"{type(self).__name__} has no single text input")
 
+    @property
+    def input_max_length(self) -> int | None:
+        """The cut of the input text outside training: `max_length`, or none (`CUTS_INPUT`)."""
+        return self.max_length if self.CUTS_INPUT else None
+
     def tf_encoder(self):
         """(batch,) strings -> ragged ids of the input text, in TensorFlow (tf.data, serving)."""
         name, vocab = self.input_vocab()
-        return self.side_encoder(name, vocab, self.data.lowercase, self.max_length)
+        return self.side_encoder(name, vocab, self.data.lowercase, self.input_max_length)
 
     def tf_encode(self, texts) -> tf.Tensor:
         """(batch,) strings -> (batch, time) ids, right-padded."""
         return pad_ids(self.tf_encoder()(texts))
 
     def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """The same ids as `tf_encode`, without TensorFlow (right-padded to `length`)."""
+        """The same ids as `tf_encode`, without TensorFlow, right-padded (or cut) to `length`."""
         name, vocab = self.input_vocab()
-        return self.encode_side(name, vocab, texts, self.data.lowercase, self.max_length, length)
+        return self.encode_side(name, vocab, texts, self.data.lowercase, self.input_max_length, length)
 
     def bucket_boundaries(self, lengths: Sequence[int], max_length: int) -> list[int] | None:
         if not self.data.bucketing:
@@ -232,7 +240,8 @@ def encode_from_assets(assets: dict, side: str, vocabulary: Sequence[str], texts
 
 class TextClassificationPreprocessor(TextPreprocessor):
     """Texts -> token ids (batch, time), labels -> ids in the sorted order of the training labels.
-    `max_length` cuts training texts only: dev, test and serving read whole texts.
+    `max_length` cuts training texts only: dev, test and serving read whole texts (a recurrent
+    classifier reads any length, and a review's verdict is often at its end).
 
     Example:
     >>> from types import SimpleNamespace as S
@@ -246,6 +255,8 @@ class TextClassificationPreprocessor(TextPreprocessor):
     >>> p.encode_python(["bad film, good film"]).tolist()  # longer than max_length: read whole
     [[2, 3, 1, 4, 3]]
     """
+
+    CUTS_INPUT = False
 
     def __init__(self, data, seed: int = 0, shuffle_buffer: int = 20000):
         super().__init__(data, seed, shuffle_buffer)
@@ -278,19 +289,11 @@ class TextClassificationPreprocessor(TextPreprocessor):
     def dataset(self, examples, training: bool) -> tf.data.Dataset:
         """(token_ids, label_id) batches, bucketed by length; shuffled when `training`. Training
         texts are cut to `max_length`; others are read whole, as `tf_encode` reads them."""
-        encoder = self.side_encoder("vocab", self.vocab, self.data.lowercase, self.max_length if training else None)
+        encoder = self.side_encoder("vocab", self.vocab, self.data.lowercase, self.max_length) if training \
+            else self.tf_encoder()
         return labeled_text_dataset([e.text for e in examples], self.label_ids(examples), encoder,
                                     self.data.batch_size, self.boundaries,
                                     shuffle_buffer=self.shuffle_size(len(examples), training), seed=self.seed)
-
-    def tf_encoder(self):
-        """(batch,) strings -> ragged ids of the whole texts: a recurrent classifier reads any
-        length, so only training batches are cut (a review's verdict is often at its end)."""
-        return self.side_encoder("vocab", self.vocab, self.data.lowercase, None)
-
-    def encode_python(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """The same ids as `tf_encode`, without TensorFlow, right-padded (or cut) to `length`."""
-        return self.encode_side("vocab", self.vocab, texts, self.data.lowercase, None, length)
 
     def input_vocab(self):
         return "vocab", self.vocab

@@ -105,11 +105,11 @@ def test_a_run_of_an_older_version_resumes_where_a_new_key_has_its_default(tmp_p
     run = RunDir(tmp_path / "run")
     run.start(TRAIN)
     run.release()
-    written = run.config.read_text()
-    run.config.write_text("\n".join(line for line in written.splitlines() if not line.startswith("ema:")) + "\n")
+    older = "".join(line for line in run.config.read_text().splitlines(True) if not line.startswith("ema:"))
+    run.config.write_text(older)
     assert RunDir(tmp_path / "run").start(TRAIN)  # the key it lacks is this version's default: resumes
     run.release()
-    run.config.write_text("\n".join(line for line in written.splitlines() if not line.startswith("ema:")) + "\n")
+    run.config.write_text(older)  # `start` rewrote it with the key
     with pytest.raises(ConfigError, match=r"ema: None -> 0.5"):
         RunDir(tmp_path / "run").start(dataclasses.replace(TRAIN, ema=0.5))
 
