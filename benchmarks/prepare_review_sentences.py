@@ -24,8 +24,18 @@ LABELS = {"0": "negative", "1": "positive"}
 
 
 def read_file(path: pathlib.Path) -> list[tuple[str, str]]:
+    """The (sentence, label) rows of one file. The set's own files are Windows-1252 (copies are
+    often re-encoded as UTF-8): both are read. Lines end at newlines only: str.splitlines would
+    also break at U+0085, the "..." of Windows-1252 that some sentences hold."""
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        content = raw.decode("cp1252", errors="replace")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(content.replace("\r\n", "\n").split("\n"), 1):
+        if not line.strip():
+            continue
         text, sep, label = line.rpartition("\t")
         if not sep or label.strip() not in LABELS or not text.strip():
             raise SystemExit(f"{path}:{number}: expected 'sentence<TAB>0|1', got {line[:60]!r}")

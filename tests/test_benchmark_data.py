@@ -37,6 +37,17 @@ def test_a_review_line_without_a_label_is_named(tmp_path):
         prepare_review_sentences.main([str(tmp_path / "raw"), str(tmp_path / "out")])
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_review_lines_end_at_newlines_only_in_either_encoding(tmp_path, encoding):
+    # The set's own files are Windows-1252, where byte 0x85 is "..."; UTF-8 copies keep it as U+0085.
+    text = "The script is\x85was there a script?  \t0\r\nCaf\xe9 scenes, fine.\t1\n\n"
+    path = tmp_path / "imdb_labelled.txt"
+    path.write_bytes(text.encode("utf-8") if encoding == "utf-8" else text.replace("\x85", "\u2026").encode(encoding))
+    rows = prepare_review_sentences.read_file(path)
+    assert [label for _, label in rows] == ["negative", "positive"]
+    assert rows[0][0].startswith("The script is") and rows[1][0] == "Caf\xe9 scenes, fine."
+
+
 def test_imdb_reviews_become_sentences_of_clear_verdicts(tmp_path):
     long = " ".join(["Word"] * 51) + "."
     review = f"What a film! I loved every minute of it.<br /><br />The plot is thin. \"Still worth it,\" she said. {long} Go."
