@@ -462,7 +462,7 @@ class ScoringProgress(keras.callbacks.Callback):
 def _check_model_sizes(config) -> None:
     """Every whole-number setting of the model section is a size: positive (named when not,
     rather than a Keras error about an argument the user never wrote); counts may be 0."""
-    counts = {"embeddings_words", "conv_filters"}  # may be 0: none
+    counts = {"embeddings_words", "conv_filters", "ngrams"}  # may be 0: none
     for field in dataclasses.fields(config.model):
         value, minimum = getattr(config.model, field.name), 0 if field.name in counts else 1
         if isinstance(value, int) and not isinstance(value, bool) and value < minimum:

@@ -21,8 +21,8 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the app's config."""
 
 
-def choice(default: str, choices: Sequence[str]):
-    """A string field restricted to `choices`."""
+def choice(default, choices: Sequence):
+    """A field (a string or a number) restricted to `choices`."""
     return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
 
 

@@ -25,6 +25,7 @@ from export import ExportError
 from export.runtimes import NUMERIC_SIGNATURE, load_runner
 from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
+from layers.bag_of_ngrams import BagOfNgrams
 from layers.char_cnn import SPELLING_CHARS, CharCNN, VocabularySpelling
 from layers.runtime_recurrent import fuse_recurrent
 from layers.streaming import stream_step_function
@@ -32,6 +33,7 @@ from pipelines import synthetic_sentiment
 from pipelines.text_files import TextExample, find_split_files, read_labeled_text
 from pipelines.text_preprocessors import TextClassificationPreprocessor
 from pipelines.tfds_source import load_tfds_split
+from pipelines.vocabulary import PAD_ID
 
 MAX_INT8_ACCURACY_DROP = 0.02  # model_int8.tflite is kept only within this much of the float accuracy
 
@@ -54,6 +56,11 @@ class ModelConfig(PretrainedEmbeddings):
     char_dim: int = 16
     char_filters: int = 64
     char_kernel: int = 3
+    # A linear model over the bag of word n-grams (layers.BagOfNgrams; 1: words, 2: words and
+    # hashed bigrams), its scores added to the logits. UCI review set (2,004 training sentences),
+    # order 2, mean of seeds 42, 1, 2, 3: dev 0.8484 against 0.8409 without, test 0.8409 against
+    # 0.8248 (TF-IDF 0.8313).
+    ngrams: int = choice(0, (0, 1, 2))
     num_classes: int = 0  # resolved: the number of labels in train
     vocab_size: int = 0  # resolved: tokens in the vocabulary (data.vocab_size caps it)
     implementation: str = ""  # resolved: the built-in fused layer, or our cell in layers.Recurrent
@@ -172,8 +179,11 @@ class Sentiment(App):
             layers.update(spelling=VocabularySpelling(m.vocab_size, name="spelling"),
                           char_cnn=CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel, name="char_cnn"),
                           word_features=keras.layers.Concatenate(name="word_features"))  # keeps the word mask
-        x = word_features(layers, token_ids)
-        return keras.Model(token_ids, pooled_classifier(x, m, reg, config.seed, "recurrent"), name=self.name)
+        logits = pooled_classifier(word_features(layers, token_ids), m, reg, config.seed, "recurrent")
+        if m.ngrams:
+            bag = BagOfNgrams(m.vocab_size, m.num_classes, order=m.ngrams, pad_id=PAD_ID, name="ngrams")(token_ids)
+            logits = keras.layers.Add(name="logits_and_ngrams")([logits, bag])
+        return keras.Model(token_ids, logits, name=self.name)
 
     def start_embeddings(self, model, config, preprocessor) -> None:
         super().start_embeddings(model, config, preprocessor)
@@ -187,6 +197,7 @@ class Sentiment(App):
         return {**super().search_space(), "model.cell": cells.names(), "model.units": [32, 64, 128],
                 "model.num_layers": [1, 2], "model.bidirectional": [True, False],
                 "model.pooling": ["last", "max", "mean"], "model.char_features": [True, False],
+                "model.ngrams": [0, 1, 2],
                 "regularization.embedding_dropout": [0.0, 0.1, 0.2],
                 "regularization.weight_dropout": [0.0, 0.25, 0.5]}
 
@@ -218,8 +229,11 @@ class Sentiment(App):
         ids = loaded.preprocessor.encode_python(samples)
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="token_ids")
         model = loaded.model
-        stream_step, state_sizes = stream_step_function(step_features(model), model.get_layer("recurrent"),
-                                                        model.get_layer("logits"), loaded.config.model.pooling)
+        if loaded.config.model.ngrams:
+            stream_step, state_sizes = None, "not available: the bag of n-grams (model.ngrams) is not in the states"
+        else:
+            stream_step, state_sizes = stream_step_function(step_features(model), model.get_layer("recurrent"),
+                                                            model.get_layer("logits"), loaded.config.model.pooling)
         signatures = {"serving_default": serving.classify.get_concrete_function(),
                       NUMERIC_SIGNATURE: serving.numeric.get_concrete_function(ids_spec)}
         tflite = [Target("tflite", "model.tflite", serving.numeric,

@@ -9,6 +9,7 @@ PACKAGE = "rnnapps"  # the one `register_keras_serializable` package name
 # Imported after PACKAGE, which they read. Importing registers them with Keras.
 from layers import cells  # noqa: E402, F401  (every cell module)
 from layers.attention_decoder import AttentionDecoder  # noqa: E402, F401
+from layers.bag_of_ngrams import BagOfNgrams  # noqa: E402, F401
 from layers.bahdanau_attention import BahdanauAttention  # noqa: E402, F401
 from layers.batchnorm_lstm import BatchNormLSTM  # noqa: E402, F401
 from layers.carried_state import CarriedState  # noqa: E402, F401

@@ -111,6 +111,31 @@ def test_regularization_and_adaptive_clipping_from_the_config(tmp_path, cell, re
     np.testing.assert_array_equal(model(ids), model(ids))  # no dropout at inference
 
 
+def test_a_bag_of_words_counts_the_polar_words_of_long_reviews(tmp_path):
+    """Reviews of 41 made-up words, each word +1 or -1; the label is the sign of the sum: how
+    many words of each kind a review holds, wherever they are. A linear model of word counts is
+    exactly that; a small recurrent classifier with max pooling does not learn to count."""
+    rng = np.random.default_rng(0)
+    words = list({"".join(rng.choice(list("bcdfgkmnprstvz"), 6)) for _ in range(40)})[:20]
+    polarity = dict(zip(words, rng.permutation([1, -1] * 10)))
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, count in (("train", 450), ("dev", 100), ("test", 300)):
+        lines = []
+        for _ in range(count):
+            review = list(rng.choice(words, 41))
+            lines.append(f"{' '.join(review)}\t{'pos' if sum(polarity[w] for w in review) > 0 else 'neg'}")
+        (data / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    accuracy = {}
+    for ngrams in (0, 1):
+        config = replace(SentimentConfig.smoke(), **{"data.source": str(data), "model.ngrams": ngrams,
+                                                     "model.char_features": False, "train.epochs": 8})
+        accuracy[ngrams] = APP.train(config, tmp_path / f"run{ngrams}")["accuracy"]
+    print(f"test accuracy: recurrent only {accuracy[0]:.3f}, with the bag of words {accuracy[1]:.3f}")
+    assert accuracy[1] >= 0.85  # 0.90 with data seeds 0, 1 and 2; recurrent only 0.47, 0.51, 0.76
+    assert accuracy[1] > accuracy[0] + 0.1
+
+
 def test_character_features_read_the_spelling_of_words_train_never_had(tmp_path):
     """Each review's verdict is one made-up word, positive ones ending in -ful, negative in -less;
     test reviews use words train never had (in the vocabulary through a vectors file of random

@@ -178,6 +178,18 @@ def test_bidirectional_models_say_they_cannot_stream(trained_run, tmp_path):
     assert "bidirectional" in read_assets(tmp_path)["streaming"]
 
 
+def test_a_bag_of_ngrams_exports_with_parity_and_says_it_cannot_stream(tmp_path):
+    config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
+                                                 "model.bidirectional": False, "model.ngrams": 2,
+                                                 "model.char_features": False})
+    APP.train(config, tmp_path / "run")
+    bag = APP.load(tmp_path / "run").model.get_layer("ngrams")
+    assert np.abs(bag.bigrams.numpy()).max() > 0  # trained: the exports' parity covers its scores
+    parity = APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "onnx", "tflite"])  # checks parity
+    assert parity["onnx"]["recurrent_ops"] == ["LSTM"] and "WHILE" not in parity["tflite"]["ops"]
+    assert "n-grams" in read_assets(tmp_path / "export")["streaming"]
+
+
 def test_cudnn_ops_are_refused():
     from export.graph_checks import check_no_cudnn
 
