@@ -32,6 +32,7 @@ def read_file(path: pathlib.Path) -> list[tuple[str, str]]:
         content = raw.decode("utf-8")
     except UnicodeDecodeError:
         content = raw.decode("cp1252", errors="replace")
+    content = content.replace("\x85", "\u2026")  # a copy that decoded Windows-1252's "..." as Latin-1
     rows = []
     for number, line in enumerate(content.replace("\r\n", "\n").split("\n"), 1):
         if not line.strip():

@@ -45,7 +45,7 @@ def test_review_lines_end_at_newlines_only_in_either_encoding(tmp_path, encoding
     path.write_bytes(text.encode("utf-8") if encoding == "utf-8" else text.replace("\x85", "\u2026").encode(encoding))
     rows = prepare_review_sentences.read_file(path)
     assert [label for _, label in rows] == ["negative", "positive"]
-    assert rows[0][0].startswith("The script is") and rows[1][0] == "Caf\xe9 scenes, fine."
+    assert rows == [("The script is\u2026was there a script?", "negative"), ("Caf\xe9 scenes, fine.", "positive")]
 
 
 def test_imdb_reviews_become_sentences_of_clear_verdicts(tmp_path):
