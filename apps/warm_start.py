@@ -4,7 +4,9 @@ Pretraining on a larger related set and fine-tuning on the target set: the sourc
 same model settings, so its model has the same layers in the same order and each layer's weights
 are copied as they are. The vocabularies differ (each run builds its own from its train split):
 the rows of an input embedding layer (`App.embedding_layers`) are copied word by word, a word
-the source run lacks keeps the row this run gave it (`model.embeddings`' vector or a random one).
+the source run lacks keeps the row this run gave it (`model.embeddings`' vector or a random one);
+a layer with other weights indexed by token id (`copy_rows_from`: the bag of n-grams) is given the
+map from this vocabulary to the source's.
 Layers without trainable weights are left alone: they hold what this run derives from its own
 data (the spelling table of its vocabulary). A resumed run restores its checkpoint instead.
 """
@@ -32,11 +34,16 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
     side = preprocessor.input_vocab()[0] if embedding_layers else None
     aligned = embedding_layers.get(side)
     notes, copied = [], 0
+    rows = _row_map(preprocessor, source.preprocessor) if embedding_layers else None
     for layer, old in zip(ours, theirs):
         if not layer.weights:
             continue
         if layer.name == aligned:
-            notes.append(f"{where}: {layer.name}: {_copy_rows(layer, old, preprocessor, source.preprocessor, where)}")
+            notes.append(f"{where}: {layer.name}: {_copy_rows(layer, old, rows, where)}")
+            copied += 1
+            continue
+        if rows is not None and hasattr(layer, "copy_rows_from"):  # weights indexed by token id
+            notes.append(f"{where}: {layer.name}: {layer.copy_rows_from(old, rows)}")
             copied += 1
             continue
         if not layer.trainable_weights:  # derived from this run's data (a table of its vocabulary)
@@ -54,16 +61,19 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
     return notes
 
 
-def _copy_rows(layer, old, preprocessor, source_preprocessor, where: str) -> str:
-    """Rows of `old`'s embedding matrix into `layer`'s, matched by token; returns the coverage."""
+def _row_map(preprocessor, source_preprocessor) -> np.ndarray:
+    """For each token id of this run's input vocabulary, its id in the source's, -1 if absent."""
+    index = {token: i for i, token in enumerate(source_preprocessor.input_vocab()[1].tokens)}
+    return np.array([index.get(token, -1) for token in preprocessor.input_vocab()[1].tokens])
+
+
+def _copy_rows(layer, old, rows: np.ndarray, where: str) -> str:
+    """Rows of `old`'s embedding matrix into `layer`'s by the row map; returns the coverage."""
     (matrix,), (old_matrix,) = layer.get_weights(), old.get_weights()
     if matrix.shape[1] != old_matrix.shape[1]:
         raise ConfigError(f"{where}: layer {layer.name}: embeddings of dimension {old_matrix.shape[1]} there and "
                           f"{matrix.shape[1]} here")
-    tokens = preprocessor.input_vocab()[1].tokens
-    index = {token: i for i, token in enumerate(source_preprocessor.input_vocab()[1].tokens)}
-    rows = np.array([index.get(token, -1) for token in tokens])
     found = rows >= 0
     matrix[found] = old_matrix[rows[found]]
     layer.set_weights([matrix])
-    return f"{int(found.sum())} of {len(tokens)} vocabulary rows from its vocabulary ({found.mean():.1%})"
+    return f"{int(found.sum())} of {len(rows)} vocabulary rows from its vocabulary ({found.mean():.1%})"

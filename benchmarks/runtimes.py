@@ -78,7 +78,8 @@ def _prepare(work: pathlib.Path, name: str, bidirectional: bool, units: int, len
     run, fused, loops = (str(work / f"{name}_{part}") for part in ("run", "export", "export_loop"))
     config = replace(SentimentConfig(), **{"data.source": "synthetic?size=2000", "train.epochs": 1,
                                            "model.units": units, "model.bidirectional": bidirectional,
-                                           "model.char_features": False,  # the recurrent layer and its frame
+                                           # the recurrent layer and its frame only
+                                           "model.char_features": False, "model.ngrams": 0,
                                            "data.max_length": length})
     app.train(config, run)
     app.export(run, fused, ["savedmodel", "onnx", "tflite"])

@@ -10,6 +10,7 @@ recurrent layer need more of them. Its scores are added to the recurrent classif
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from layers import PACKAGE
@@ -79,7 +80,23 @@ class BagOfNgrams(keras.layers.Layer):
             count = count + ops.sum(both, axis=1, keepdims=True)
         return scores / ops.sqrt(ops.maximum(count, 1.0))
 
-    def compute_mask(self, inputs, mask=None):
+    def copy_rows_from(self, other: "BagOfNgrams", rows) -> str:
+        """Takes `other`'s weights for the same words under other ids (a run starting from a run
+        over another vocabulary): rows[i] is token i's id in `other`, -1 for a token it lacks (its
+        row stays). Bigram rows are hashes of ids: they are copied only where the two vocabularies
+        are the same; otherwise they stay as they are. Returns what was copied."""
+        rows = np.asarray(rows)
+        found = rows >= 0
+        unigrams = self.unigrams.numpy()
+        unigrams[found] = other.unigrams.numpy()[rows[found]]
+        self.unigrams.assign(unigrams)
+        note = f"unigrams of {int(found.sum())} of {len(rows)} tokens"
+        if self.order == 2 and other.order == 2:
+            if len(rows) == other.vocab_size and np.array_equal(rows, np.arange(len(rows))):
+                self.bigrams.assign(other.bigrams)
+                return note + " and the bigrams (the same vocabulary)"
+            return note + "; bigrams start anew (hashed from another vocabulary's ids)"
+        return note
         return None
 
     def compute_output_shape(self, input_shape):

@@ -45,8 +45,12 @@ def test_a_run_starts_from_another_runs_weights_word_by_word(source, capsys):
         np.testing.assert_array_equal(rows[new_vocab.index(word)], old_rows[old_vocab.index(word)])
     for word in ("beta", "gamma"):  # not in the source: its own random start, not a source row
         assert not any(np.allclose(rows[new_vocab.index(word)], r) for r in old_rows)
+    old_bag, bag = old.model.get_layer("ngrams").get_weights(), start.weights["ngrams"]
+    for word in ("good", "bad", "the", "film"):  # the bag's word scores follow the words too
+        np.testing.assert_array_equal(bag[0][new_vocab.index(word)], old_bag[0][old_vocab.index(word)])
+    assert np.abs(old_bag[1]).max() > 0 and not bag[1].any()  # bigrams hash ids: they start anew
     for layer in old.model.layers:
-        if layer.name not in ("embedding", "spelling") and layer.weights:
+        if layer.name not in ("embedding", "spelling", "ngrams") and layer.weights:
             for a, b in zip(start.weights[layer.name], layer.get_weights()):
                 np.testing.assert_array_equal(a, b)
     spelling = start.weights["spelling"][0]  # this run's vocabulary, not the source's

@@ -155,7 +155,8 @@ def test_streaming_step_matches_the_whole_sequence(tmp_path, cell, pooling, char
     config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
                                                  "model.bidirectional": False, "model.cell": cell,
                                                  "model.pooling": pooling, "model.num_layers": 2,
-                                                 "model.char_features": char_features, "model.char_filters": 8})
+                                                 "model.char_features": char_features, "model.char_filters": 8,
+                                                 "model.ngrams": 0})
     APP.train(config, tmp_path / "run")
     # with character features, ONNX too: the exports check their parity with the Keras model
     APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "tflite"] + ["onnx"] * char_features)
