@@ -4,9 +4,10 @@ Pretraining on a larger related set and fine-tuning on the target set: the sourc
 same model settings, so its model has the same layers in the same order and each layer's weights
 are copied as they are. The vocabularies differ (each run builds its own from its train split):
 the rows of an input embedding layer (`App.embedding_layers`) are copied word by word, a word
-the source run lacks keeps the row this run gave it (`model.embeddings`' vector or a random one);
-a layer with other weights indexed by token id (`copy_rows_from`: the bag of n-grams) is given the
-map from this vocabulary to the source's.
+the source run lacks keeps the row this run gave it (`model.embeddings`' vector or a random one).
+So are the weights a layer names in `token_indexed_weights` (the bag of n-grams' word scores); its
+other weights depend on the ids in other ways (hashed bigrams) and are copied only when the two
+vocabularies are the same.
 Layers without trainable weights are left alone: they hold what this run derives from its own
 data (the spelling table of its vocabulary). A resumed run restores its checkpoint instead.
 """
@@ -38,12 +39,9 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
     for layer, old in zip(ours, theirs):
         if not layer.weights:
             continue
-        if layer.name == aligned:
-            notes.append(f"{where}: {layer.name}: {_copy_rows(layer, old, rows, where)}")
-            copied += 1
-            continue
-        if rows is not None and hasattr(layer, "copy_rows_from"):  # weights indexed by token id
-            notes.append(f"{where}: {layer.name}: {layer.copy_rows_from(old, rows)}")
+        by_token = _token_indexed(layer, aligned) if rows is not None else []
+        if by_token:
+            notes.append(f"{where}: {layer.name}: {_copy_rows(layer, old, by_token, rows, where)}")
             copied += 1
             continue
         if not layer.trainable_weights:  # derived from this run's data (a table of its vocabulary)
@@ -51,7 +49,8 @@ def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) 
         shapes, old_shapes = [tuple(w.shape) for w in layer.weights], [tuple(w.shape) for w in old.weights]
         if shapes != old_shapes:
             rows_only = [s[1:] for s in shapes] == [s[1:] for s in old_shapes]
-            why = ("a table over a vocabulary of another size: only the input embedding is matched word by word"
+            why = ("a table over a vocabulary of another size: only the input embedding and the weights a layer names "
+                   "in token_indexed_weights are matched word by word"
                    if rows_only else "train.init_from needs a run with the same model settings")
             raise ConfigError(f"{where}: layer {layer.name} has weights of shapes {old_shapes} there and {shapes} "
                               f"here; {why}")
@@ -67,13 +66,33 @@ def _row_map(preprocessor, source_preprocessor) -> np.ndarray:
     return np.array([index.get(token, -1) for token in preprocessor.input_vocab()[1].tokens])
 
 
-def _copy_rows(layer, old, rows: np.ndarray, where: str) -> str:
-    """Rows of `old`'s embedding matrix into `layer`'s by the row map; returns the coverage."""
-    (matrix,), (old_matrix,) = layer.get_weights(), old.get_weights()
-    if matrix.shape[1] != old_matrix.shape[1]:
-        raise ConfigError(f"{where}: layer {layer.name}: embeddings of dimension {old_matrix.shape[1]} there and "
-                          f"{matrix.shape[1]} here")
+def _token_indexed(layer, aligned: str | None) -> list[int]:
+    """Positions in `layer.weights` of the weights whose rows are token ids of the input
+    vocabulary: all of the input embedding's, or those the layer names in `token_indexed_weights`."""
+    if layer.name == aligned:
+        return list(range(len(layer.weights)))
+    names = getattr(layer, "token_indexed_weights", ())
+    return [i for i, weight in enumerate(layer.weights) if weight.name in names]
+
+
+def _copy_rows(layer, old, by_token: list[int], rows: np.ndarray, where: str) -> str:
+    """The rows of `old`'s token-indexed weights into `layer`'s by the row map, its other weights
+    as they are if the vocabularies are the same; returns what was copied."""
+    values, old_values = layer.get_weights(), old.get_weights()
+    same = len(rows) == len(old_values[by_token[0]]) and np.array_equal(rows, np.arange(len(rows)))
     found = rows >= 0
-    matrix[found] = old_matrix[rows[found]]
-    layer.set_weights([matrix])
-    return f"{int(found.sum())} of {len(rows)} vocabulary rows from its vocabulary ({found.mean():.1%})"
+    for i in by_token:
+        if values[i].shape[1:] != old_values[i].shape[1:]:
+            raise ConfigError(f"{where}: layer {layer.name}: rows of shape {old_values[i].shape[1:]} there and "
+                              f"{values[i].shape[1:]} here")
+        values[i][found] = old_values[i][rows[found]]
+    others = [i for i in range(len(values)) if i not in by_token]
+    if same:
+        for i in others:
+            values[i] = old_values[i]
+    layer.set_weights(values)
+    note = f"{int(found.sum())} of {len(rows)} vocabulary rows from its vocabulary ({found.mean():.1%})"
+    if others and not same:
+        names = ", ".join(layer.weights[i].name for i in others)
+        note += f"; {names} start anew (indexed by another vocabulary's ids)"
+    return note

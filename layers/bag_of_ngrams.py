@@ -10,7 +10,6 @@ recurrent layer need more of them. Its scores are added to the recurrent classif
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from layers import PACKAGE
@@ -52,6 +51,10 @@ class BagOfNgrams(keras.layers.Layer):
     array([[0.5774, 1.1547]], dtype=float32)
     """
 
+    # Rows by token id: a run starting from another over another vocabulary (`train.init_from`)
+    # takes them word by word; the bigram rows are hashes of ids, valid for the same vocabulary only.
+    token_indexed_weights = ("unigrams",)
+
     def __init__(self, vocab_size: int, outputs: int, order: int = 2, buckets: int = 2 ** 18, pad_id: int = 0,
                  **kwargs):
         super().__init__(**kwargs)
@@ -79,25 +82,6 @@ class BagOfNgrams(keras.layers.Layer):
             scores = scores + ops.sum(ops.take(self.bigrams, rows, axis=0) * both[..., None], axis=1)
             count = count + ops.sum(both, axis=1, keepdims=True)
         return scores / ops.sqrt(ops.maximum(count, 1.0))
-
-    def copy_rows_from(self, other: "BagOfNgrams", rows) -> str:
-        """Takes `other`'s weights for the same words under other ids (a run starting from a run
-        over another vocabulary): rows[i] is token i's id in `other`, -1 for a token it lacks (its
-        row stays). Bigram rows are hashes of ids: they are copied only where the two vocabularies
-        are the same; otherwise they stay as they are. Returns what was copied."""
-        rows = np.asarray(rows)
-        found = rows >= 0
-        unigrams = self.unigrams.numpy()
-        unigrams[found] = other.unigrams.numpy()[rows[found]]
-        self.unigrams.assign(unigrams)
-        note = f"unigrams of {int(found.sum())} of {len(rows)} tokens"
-        if self.order == 2 and other.order == 2:
-            if len(rows) == other.vocab_size and np.array_equal(rows, np.arange(len(rows))):
-                self.bigrams.assign(other.bigrams)
-                return note + " and the bigrams (the same vocabulary)"
-            return note + "; bigrams start anew (hashed from another vocabulary's ids)"
-        return note
-        return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.outputs)

@@ -95,3 +95,43 @@ def test_a_vocabulary_table_of_another_size_is_named_as_such():
     assert copy_weights(model, source, S(), {}) == ["train.init_from RUN: weights of 2 layers copied"]
     for a, b in zip(model.get_weights(), source.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_token_indexed_weights_follow_the_words_and_hashed_ones_only_the_same_vocabulary():
+    """The bag of n-grams names its word scores as token-indexed: they are copied word by word, a
+    new word keeps its row; its bigram rows (hashes of ids) are copied only when the vocabularies
+    are the same."""
+    from types import SimpleNamespace as S
+
+    from apps.warm_start import copy_weights
+    from layers.bag_of_ngrams import BagOfNgrams
+
+    def classifier(tokens, seed):
+        ids = keras.Input((None,), dtype="int32")
+        pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(len(tokens), 3, name="words")(ids))
+        model = keras.Model(ids, keras.layers.Add()([keras.layers.Dense(2)(pooled),
+                                                     BagOfNgrams(len(tokens), 2, buckets=8, name="ngrams")(ids)]))
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+        return model, S(input_vocab=lambda: ("vocab", S(tokens=tokens)))
+
+    old_tokens, new_tokens = ["[PAD]", "[UNK]", "good", "bad"], ["[PAD]", "[UNK]", "new", "bad", "good"]
+    old_model, old_preprocessor = classifier(old_tokens, 0)
+    source = S(run=S(path="RUN"), preprocessor=old_preprocessor, model=old_model)
+    (old_unigrams, old_bigrams), old_words = (old_model.get_layer(n).get_weights() for n in ("ngrams", "words"))
+    model, preprocessor = classifier(new_tokens, 1)
+    kept_row, kept_bigrams = model.get_layer("ngrams").get_weights()[0][2], model.get_layer("ngrams").get_weights()[1]
+    notes = copy_weights(model, source, preprocessor, {"vocab": "words"})
+    unigrams, bigrams = model.get_layer("ngrams").get_weights()
+    for word in ("[PAD]", "[UNK]", "good", "bad"):
+        new, old = new_tokens.index(word), old_tokens.index(word)
+        np.testing.assert_array_equal(unigrams[new], old_unigrams[old])
+        np.testing.assert_array_equal(model.get_layer("words").get_weights()[0][new], old_words[0][old])
+    np.testing.assert_array_equal(unigrams[2], kept_row)  # "new": its own row
+    np.testing.assert_array_equal(bigrams, kept_bigrams)
+    assert "ngrams: 4 of 5 vocabulary rows" in notes[1] and "bigrams start anew" in notes[1]
+
+    same, preprocessor = classifier(old_tokens, 2)
+    notes = copy_weights(same, source, preprocessor, {"vocab": "words"})
+    np.testing.assert_array_equal(same.get_layer("ngrams").get_weights()[1], old_bigrams)
+    assert "start anew" not in notes[1]

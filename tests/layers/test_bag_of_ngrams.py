@@ -60,21 +60,3 @@ def test_refuses_what_it_cannot_hash(options, message):
     with pytest.raises(ValueError, match=message):
         BagOfNgrams(10, 2, **options)
 
-
-def test_copy_rows_from_follows_the_words_and_keeps_bigrams_of_the_same_vocabulary():
-    rng = np.random.default_rng(1)
-    source, target = BagOfNgrams(4, 2, buckets=8), BagOfNgrams(5, 2, buckets=8)
-    for bag in (source, target):
-        bag.build((None, None))
-        bag.unigrams.assign(rng.normal(size=bag.unigrams.shape).astype("float32"))
-        bag.bigrams.assign(rng.normal(size=(8, 2)).astype("float32"))
-    kept_row, kept_bigrams = target.unigrams.numpy()[1], target.bigrams.numpy()
-    note = target.copy_rows_from(source, [0, -1, 3, 2, 1])  # token 1 is new; the others moved
-    np.testing.assert_array_equal(target.unigrams.numpy()[[0, 2, 3, 4]], source.unigrams.numpy()[[0, 3, 2, 1]])
-    np.testing.assert_array_equal(target.unigrams.numpy()[1], kept_row)
-    np.testing.assert_array_equal(target.bigrams.numpy(), kept_bigrams)
-    assert "4 of 5 tokens" in note and "bigrams start anew" in note
-    same = BagOfNgrams(4, 2, buckets=8)
-    same.build((None, None))
-    assert "the same vocabulary" in same.copy_rows_from(source, np.arange(4))
-    np.testing.assert_array_equal(same.bigrams.numpy(), source.bigrams.numpy())
