@@ -54,6 +54,7 @@ from export.parity import write_report
 from export.savedmodel import export_savedmodel
 from export.stderr import quiet, silenced_stderr
 from export.tflite import export_tflite
+from layers.ensemble import member_layers
 from layers.runtime_recurrent import fuse_recurrent
 from pipelines import subwords
 from pipelines.errors import DataError
@@ -203,8 +204,10 @@ class App(abc.ABC):
     def loss_and_metrics(self, config) -> tuple:
         """(loss, metrics) for `model.compile`."""
 
-    def compile(self, model: keras.Model, config) -> None:
-        loss, metrics = self.loss_and_metrics(config)
+    def compile(self, model: keras.Model, config, loss_and_metrics: tuple | None = None) -> None:
+        """Compiles `model` with the config's optimizer and `loss_and_metrics` (by default the
+        app's `loss_and_metrics(config)`)."""
+        loss, metrics = loss_and_metrics or self.loss_and_metrics(config)
         # Datasets that yield (inputs, targets, weights) weigh the metrics too (0 on padding).
         key = "weighted_metrics" if self.sample_weights else "metrics"
         jit = {"auto": "auto", "on": True, "off": False}[config.train.jit_compile]
@@ -292,9 +295,9 @@ class App(abc.ABC):
         """Pretrained vectors into the embedding layers (`embedding_layers` names them per side),
         frozen unless `model.embeddings_trainable`."""
         for side, matrix in preprocessor.pretrained.items():
-            layer = model.get_layer(self.embedding_layers[side])
-            layer.set_weights([matrix])
-            layer.trainable = config.model.embeddings_trainable
+            for layer in member_layers(model, self.embedding_layers[side]):  # one per member of an ensemble
+                layer.set_weights([matrix])
+                layer.trainable = config.model.embeddings_trainable
 
     def load(self, run_dir) -> Loaded:
         run = RunDir(run_dir).require_complete()

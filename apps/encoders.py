@@ -40,17 +40,19 @@ def encoder_implementation(cell: str, regularization: RegularizationConfig, pref
                                    recurrent_dropout=regularization.recurrent_dropout)
 
 
-def pooled_classifier(x, model, regularization: RegularizationConfig, seed: int, encoder_name: str):
+def pooled_classifier(x, model, regularization: RegularizationConfig, seed: int, encoder_name: str,
+                      suffix: str = ""):
     """Masked sequence `x` -> class logits, the head of the many-to-one apps (sentiment, speech):
     `recurrent_encoder` with `model.cell`, `units`, `num_layers`, `bidirectional`; `model.pooling`
     over the unmasked steps (`last` is the stack's own final output, which skips padding and joins
-    both directions' final states); dropout `model.dropout`; a dense layer of `model.num_classes`."""
+    both directions' final states); dropout `model.dropout`; a dense layer of `model.num_classes`.
+    The layers after the encoder are named `..._pooling`, `dropout` and `logits`, plus `suffix`."""
     x = recurrent_encoder(model.cell, [model.units] * model.num_layers, regularization, seed, name=encoder_name,
                           bidirectional=model.bidirectional, return_sequences=model.pooling != "last")(x)
     if model.pooling != "last":
-        x = MaskedPooling(model.pooling, name=f"{model.pooling}_pooling")(x)
-    x = keras.layers.Dropout(model.dropout, seed=seed, name="dropout")(x)
-    return keras.layers.Dense(model.num_classes, name="logits")(x)
+        x = MaskedPooling(model.pooling, name=f"{model.pooling}_pooling{suffix}")(x)
+    x = keras.layers.Dropout(model.dropout, seed=seed, name=f"dropout{suffix}")(x)
+    return keras.layers.Dense(model.num_classes, name=f"logits{suffix}")(x)
 
 
 def classification_loss_and_metrics() -> tuple:

@@ -27,6 +27,8 @@ from export.tflite import TFLiteRunner, export_tflite
 from layers import cells
 from layers.bag_of_ngrams import BagOfNgrams
 from layers.char_cnn import SPELLING_CHARS, CharCNN, VocabularySpelling
+from layers.ensemble import (EnsembleLogits, MemberLogits, MembersAccuracy, MembersCrossEntropy, member_layers,
+                             member_name)
 from layers.runtime_recurrent import fuse_recurrent
 from layers.streaming import stream_step_function
 from pipelines import synthetic_sentiment
@@ -61,6 +63,10 @@ class ModelConfig(PretrainedEmbeddings):
     # SST-2 0.8574 against 0.8463 without; UCI review set (2,004 training sentences) 0.8484
     # against 0.8409.
     ngrams: int = choice(2, (0, 1, 2))
+    # An ensemble of this many copies of the model above (layers.ensemble): independent weights,
+    # trained side by side in one fit, each on its own loss; their probabilities are averaged.
+    # Costs `members` times the training and inference time and parameters.
+    members: int = 1
     num_classes: int = 0  # resolved: the number of labels in train
     vocab_size: int = 0  # resolved: tokens in the vocabulary (data.vocab_size caps it)
     implementation: str = ""  # resolved: the built-in fused layer, or our cell in layers.Recurrent
@@ -88,6 +94,8 @@ class SentimentConfig:
                                  "model.embedding_dim": 8, "model.units": 8, "train.epochs": 2})
 
 
+MEMBERS_OUTPUT = "member_logits"  # the layer of an ensemble whose output is its members' logits
+MEMBER_SEED_STEP = 10  # member k's dropout seeds: config.seed + 10 k (+ the layer's own offset)
 WORD_LAYERS = ("embedding", "spelling", "char_cnn", "word_features")  # the model's layers before the recurrent one
 
 
@@ -169,29 +177,54 @@ class Sentiment(App):
                                                                                  config.regularization)})
 
     def build_model(self, config) -> keras.Model:
-        """token_ids (batch, time) -> embedding with mask -> recurrent stack -> pooling -> logits."""
-        m, reg = config.model, config.regularization
+        """token_ids (batch, time) -> embedding with mask -> recurrent stack -> pooling -> logits;
+        with `model.members` > 1, that many of these side by side and their probabilities averaged
+        (the output stays logits: the log of the mean probability; `fitted_part` trains the members)."""
+        m = config.model
         if m.num_classes < 2:
             raise ConfigError(f"model.num_classes must be at least 2, received {m.num_classes}")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        layers = {"embedding": token_embedding(m.vocab_size, m.embedding_dim, reg, config.seed, name="embedding")}
+        logits = [self._member_logits(token_ids, config, k) for k in range(m.members)]
+        if m.members > 1:
+            logits = [EnsembleLogits(name="ensemble")(MemberLogits(name=MEMBERS_OUTPUT)(logits))]
+        return keras.Model(token_ids, logits[0], name=self.name)
+
+    @staticmethod
+    def _member_logits(token_ids, config, member: int):
+        """The logits of one member of the model (the model itself when it has one): its layers are
+        named `member_name(name, member)` and its dropout draws from seeds of its own."""
+        m, reg, suffix = config.model, config.regularization, member_name("", member)
+        seed = config.seed + MEMBER_SEED_STEP * member
+        layers = {"embedding": token_embedding(m.vocab_size, m.embedding_dim, reg, seed, name="embedding" + suffix)}
         if m.char_features:  # the table is set from the vocabulary by start_embeddings
-            layers.update(spelling=VocabularySpelling(m.vocab_size, name="spelling"),
-                          char_cnn=CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel, name="char_cnn"),
-                          word_features=keras.layers.Concatenate(name="word_features"))  # keeps the word mask
-        logits = pooled_classifier(word_features(layers, token_ids), m, reg, config.seed, "recurrent")
+            layers.update(spelling=VocabularySpelling(m.vocab_size, name="spelling" + suffix),
+                          char_cnn=CharCNN(SPELLING_CHARS, m.char_dim, m.char_filters, m.char_kernel,
+                                           name="char_cnn" + suffix),
+                          word_features=keras.layers.Concatenate(name="word_features" + suffix))  # keeps the mask
+        logits = pooled_classifier(word_features(layers, token_ids), m, reg, seed, "recurrent" + suffix, suffix)
         if m.ngrams:
-            bag = BagOfNgrams(m.vocab_size, m.num_classes, order=m.ngrams, pad_id=PAD_ID, name="ngrams")(token_ids)
-            logits = keras.layers.Add(name="logits_and_ngrams")([logits, bag])
-        return keras.Model(token_ids, logits, name=self.name)
+            bag = BagOfNgrams(m.vocab_size, m.num_classes, order=m.ngrams, pad_id=PAD_ID,
+                              name="ngrams" + suffix)(token_ids)
+            logits = keras.layers.Add(name="logits_and_ngrams" + suffix)([logits, bag])
+        return logits
 
     def start_embeddings(self, model, config, preprocessor) -> None:
         super().start_embeddings(model, config, preprocessor)
         if config.model.char_features:
-            model.get_layer("spelling").set_vocabulary(preprocessor.input_vocab()[1].tokens)
+            for spelling in member_layers(model, "spelling"):
+                spelling.set_vocabulary(preprocessor.input_vocab()[1].tokens)
 
     def loss_and_metrics(self, config):
         return classification_loss_and_metrics()
+
+    def fitted_part(self, model, config, preprocessor, splits, datasets):
+        """An ensemble trains as the model of its members' logits, each member on its own
+        cross-entropy (the dev accuracy is the ensemble's); a single model trains as it is."""
+        if config.model.members == 1:
+            return model, datasets
+        trainer = keras.Model(model.input, model.get_layer(MEMBERS_OUTPUT).output, name="members")
+        self.compile(trainer, config, (MembersCrossEntropy(), [MembersAccuracy(name="accuracy")]))
+        return trainer, datasets
 
     def search_space(self):
         return {**super().search_space(), "model.cell": cells.names(), "model.units": [32, 64, 128],
@@ -233,6 +266,8 @@ class Sentiment(App):
                                                         model.get_layer("logits"), loaded.config.model.pooling)
         if stream_step is not None and loaded.config.model.ngrams:
             stream_step, state_sizes = None, "not available: the bag of n-grams (model.ngrams) is not in the states"
+        if stream_step is not None and loaded.config.model.members > 1:
+            stream_step, state_sizes = None, "not available: the model is an ensemble (model.members)"
         signatures = {"serving_default": serving.classify.get_concrete_function(),
                       NUMERIC_SIGNATURE: serving.numeric.get_concrete_function(ids_spec)}
         tflite = [Target("tflite", "model.tflite", serving.numeric,

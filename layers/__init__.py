@@ -16,6 +16,7 @@ from layers.carried_state import CarriedState  # noqa: E402, F401
 from layers.char_cnn import CharCNN, VocabularySpelling  # noqa: E402, F401
 from layers.clipping import ClippedAdam, ClippedRMSprop, ClippedSGD  # noqa: E402, F401
 from layers.embedding_dropout import DropoutEmbedding  # noqa: E402, F401
+from layers.ensemble import EnsembleLogits, MemberLogits, MembersAccuracy, MembersCrossEntropy  # noqa: E402, F401
 from layers.fused import FusedGRU, FusedLSTM  # noqa: E402, F401
 from layers.luong_attention import LuongAttention  # noqa: E402, F401
 from layers.layernorm_lstm_cell import LayerNormLSTMCell  # noqa: E402, F401

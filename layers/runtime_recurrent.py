@@ -51,6 +51,17 @@ class Fusion:
     # onnx: stand-in op token -> the op and its weights; litert: layer name -> the op it became
     specs: dict = dataclasses.field(default_factory=dict)
     unfused: dict = dataclasses.field(default_factory=dict)  # layer name -> why it stays a loop
+    names: dict = dataclasses.field(default_factory=dict)  # id(layer) -> its name in the report
+
+    def name(self, layer) -> str:
+        """`layer.name`, numbered when another layer had it (the stacks of an ensemble's members
+        name their inner layers alike): "bidirectional_lstm_0 (2)"."""
+        if id(layer) not in self.names:
+            taken, name, k = set(self.names.values()), layer.name, 2
+            while name in taken:
+                name, k = f"{layer.name} ({k})", k + 1
+            self.names[id(layer)] = name
+        return self.names[id(layer)]
 
 
 _ACTIVE: list[Fusion] = []
@@ -86,7 +97,7 @@ def fused_call(layer, inputs, mask, fusion: Fusion):
     if len(directions) == 2 and layer.merge_mode != "concat":
         why = f"Bidirectional merge_mode={layer.merge_mode!r}"
     if why:
-        fusion.unfused[layer.name] = why
+        fusion.unfused[fusion.name(layer)] = why
         return None
     if fusion.runtime == "onnx":
         return _onnx_stand_in(layer, inputs, mask, weights, fusion)
@@ -202,7 +213,7 @@ def _never_run(*_):
 def _onnx_stand_in(layer, inputs, mask, weights: list[dict], fusion: Fusion):
     """The stand-in op for `layer`, its spec (directions stacked) recorded under its token."""
     spec = {**weights[0], "direction": "bidirectional" if len(weights) == 2 else "forward",
-            "return_sequences": layer.return_sequences, "layer": layer.name}
+            "return_sequences": layer.return_sequences, "layer": fusion.name(layer)}
     for key in ("W", "R", "B", "P"):
         if key in spec:
             spec[key] = np.stack([w[key] for w in weights])
@@ -254,6 +265,6 @@ def _litert_lstm(layer, inputs, mask, directions, weights, fusion: Fusion):
         else:  # the output at each sequence's last valid step (zeros for an empty one)
             last = tf.gather(sequence, tf.maximum(lengths - 1, 0), batch_dims=1)  # (batch, units)
             outputs.append(last * tf.cast(lengths > 0, inputs.dtype)[:, None])
-    fusion.specs[layer.name] = "UNIDIRECTIONAL_SEQUENCE_LSTM" + (" (two, one per direction)" if len(outputs) == 2
+    fusion.specs[fusion.name(layer)] = "UNIDIRECTIONAL_SEQUENCE_LSTM" + (" (two, one per direction)" if len(outputs) == 2
                                                                  else "")
     return tf.concat(outputs, axis=-1)

@@ -213,3 +213,15 @@ def test_int8_model_that_loses_accuracy_is_not_kept(trained_run, tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # a failed export leaves nothing, not even a staging folder
     assert not (tmp_path / "model_int8.tflite").exists()
     assert not (tmp_path / "assets.json").exists()  # nothing that looks like a good export
+
+
+def test_an_ensemble_exports_every_member_fused_with_parity(tmp_path):
+    config = replace(SentimentConfig.smoke(), **{"data.source": "synthetic?size=100", "train.epochs": 1,
+                                                 "model.bidirectional": False, "model.members": 2, "model.ngrams": 0,
+                                                 "model.char_features": False})
+    APP.train(config, tmp_path / "run")
+    parity = APP.export(tmp_path / "run", tmp_path / "export", ["savedmodel", "onnx", "tflite"])  # checks parity
+    for fmt in ("onnx", "tflite"):
+        assert sorted(parity[fmt]["recurrent_layers"]) == ["lstm_0", "lstm_0 (2)"], fmt  # one per member
+    assert "WHILE" not in parity["tflite"]["ops"] and parity["onnx"]["recurrent_ops"] == ["LSTM"]
+    assert "ensemble" in read_assets(tmp_path / "export")["streaming"]
