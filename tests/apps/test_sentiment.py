@@ -210,12 +210,3 @@ def test_an_ensemble_averages_members_each_trained_on_its_own_loss(tmp_path):
         np.testing.assert_allclose(new, old, atol=1e-7)
     assert any(np.abs(g).max() > 0 for g in before)
 
-
-def test_init_from_a_single_model_into_an_ensemble_is_refused(tmp_path):
-    from apps.config import ConfigError
-
-    APP.train(SentimentConfig.smoke(), tmp_path / "single")
-    config = replace(SentimentConfig.smoke(), **{"model.members": 2, "train.init_from": str(tmp_path / "single")})
-    with pytest.raises(ConfigError, match="same model settings"):
-        APP.train(config, tmp_path / "run")
-    assert not (tmp_path / "run").exists()

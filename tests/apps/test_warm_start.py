@@ -58,9 +58,30 @@ def test_a_run_starts_from_another_runs_weights_word_by_word(source, capsys):
     assert spelling[beta][:4].tolist() == [ord(c) + 1 for c in "beta"]
 
 
+def test_each_member_of_an_ensemble_starts_from_its_member_word_by_word(tmp_path):
+    config = replace(SentimentConfig.smoke(), **{
+        "data.source": _data(tmp_path / "a", ["good", "bad", "great", "awful", "alpha", "omega"]), "train.epochs": 1,
+        "model.members": 2})
+    APP.train(config, tmp_path / "source")
+    start = _WeightsAtStart()
+    target = replace(config, **{"data.source": _data(tmp_path / "b", ["beta", "bad", "good", "gamma"]),
+                                "train.init_from": str(tmp_path / "source")})
+    APP.train(target, tmp_path / "target", callbacks=[start])
+    old, new = APP.load(tmp_path / "source"), APP.load(tmp_path / "target")
+    old_vocab, new_vocab = old.preprocessor.vocab.tokens, new.preprocessor.vocab.tokens
+    assert old_vocab.index("good") != new_vocab.index("good")
+    for name in ("embedding", "embedding_member1"):
+        old_rows, rows = old.model.get_layer(name).get_weights()[0], start.weights[name][0]
+        for word in ("good", "bad", "the", "film"):
+            np.testing.assert_array_equal(rows[new_vocab.index(word)], old_rows[old_vocab.index(word)])
+    np.testing.assert_array_equal(start.weights["logits_member1"][0],
+                                  old.model.get_layer("logits_member1").get_weights()[0])
+
+
 @pytest.mark.parametrize("change, message", [
     ({"model.units": 12}, "layer recurrent has weights of shapes"),
     ({"model.char_features": False}, "other layers"),
+    ({"model.members": 2}, "other layers"),  # an ensemble starts from an ensemble of as many members
 ])
 def test_a_source_with_other_model_settings_is_refused_by_layer(source, change, message):
     root, config = source
