@@ -219,11 +219,14 @@ class Sentiment(App):
 
     def fitted_part(self, model, config, preprocessor, splits, datasets):
         """An ensemble trains as the model of its members' logits, each member on its own
-        cross-entropy (the dev accuracy is the ensemble's); a single model trains as it is."""
+        cross-entropy; `accuracy` is the ensemble's (it picks the best epoch), `memberK_accuracy`
+        member K's alone. A single model trains as it is."""
         if config.model.members == 1:
             return model, datasets
         trainer = keras.Model(model.input, model.get_layer(MEMBERS_OUTPUT).output, name="members")
-        self.compile(trainer, config, (MembersCrossEntropy(), [MembersAccuracy(name="accuracy")]))
+        accuracies = [MembersAccuracy("accuracy"), *[MembersAccuracy(f"member{k}_accuracy", member=k)
+                                                     for k in range(config.model.members)]]
+        self.compile(trainer, config, (MembersCrossEntropy(), accuracies))
         return trainer, datasets
 
     def search_space(self):

@@ -6,7 +6,7 @@ averaged for prediction.
     stacked = MemberLogits(name="member_logits")(logits)       # (batch, members, classes)
     model = keras.Model(token_ids, EnsembleLogits()(stacked))  # what predicts and exports
     trainer = keras.Model(token_ids, stacked)                  # what fit trains: the same layers
-    trainer.compile(loss=MembersCrossEntropy(), metrics=[MembersAccuracy()])
+    trainer.compile(loss=MembersCrossEntropy(), metrics=[MembersAccuracy(), MembersAccuracy("member0", member=0)])
 
 The ensemble's output stays logits (the log of the mean probability: their softmax is the
 members' average), so a classifier's loss, argmax and softmax work on it unchanged. Training
@@ -90,18 +90,22 @@ class MembersCrossEntropy(keras.losses.Loss):
         return ops.mean(losses, axis=1)
 
 
-def ensemble_accuracy(y_true, y_pred):
-    """Accuracy of the members' mean probability: labels (batch,), logits (batch, members, classes)."""
-    mean_probabilities = ops.mean(ops.softmax(y_pred, axis=-1), axis=1)
-    return keras.metrics.sparse_categorical_accuracy(ops.reshape(y_true, (-1,)), mean_probabilities)
+def ensemble_accuracy(y_true, y_pred, member=None):
+    """Accuracy of the members' mean probability (of member `member`'s alone when given): labels
+    (batch,), logits (batch, members, classes)."""
+    probabilities = ops.softmax(y_pred, axis=-1)
+    probabilities = ops.mean(probabilities, axis=1) if member is None else probabilities[:, member]
+    return keras.metrics.sparse_categorical_accuracy(ops.reshape(y_true, (-1,)), probabilities)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MembersAccuracy(keras.metrics.MeanMetricWrapper):
-    """Accuracy of the ensemble (the members' mean probability), from the members' logits."""
+    """Accuracy of the ensemble (the members' mean probability), or of one member (`member`),
+    from the members' logits."""
 
-    def __init__(self, name="accuracy", dtype=None):
-        super().__init__(ensemble_accuracy, name=name, dtype=dtype)
+    def __init__(self, name="accuracy", member=None, dtype=None):
+        super().__init__(ensemble_accuracy, name=name, dtype=dtype, member=member)
+        self.member = member
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return {"name": self.name, "member": self.member, "dtype": self.dtype}

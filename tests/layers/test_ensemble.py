@@ -53,6 +53,10 @@ def test_the_accuracy_is_the_ensembles():
     metric.reset_state()
     metric.update_state(np.array([1]), votes)
     assert float(metric.result()) == 1.0
+    for k in range(3):  # one member's own accuracy
+        member = MembersAccuracy(f"member{k}_accuracy", member=k)
+        member.update_state(LABELS, LOGITS)
+        assert float(member.result()) == pytest.approx(np.mean(LOGITS[:, k].argmax(-1) == LABELS))
 
 
 def test_member_names():
@@ -73,7 +77,7 @@ def test_an_ensemble_and_its_compiled_trainer_survive_a_keras_round_trip(tmp_pat
         keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(ids))) for k in range(2)]
     stacked = MemberLogits(name="member_logits")(logits)
     model, trainer = keras.Model(ids, EnsembleLogits()(stacked)), keras.Model(ids, stacked)
-    trainer.compile("adam", loss=MembersCrossEntropy(), metrics=[MembersAccuracy()])
+    trainer.compile("adam", loss=MembersCrossEntropy(), metrics=[MembersAccuracy(), MembersAccuracy("m1", member=1)])
     x, y = RNG.integers(0, 10, (16, 5)), RNG.integers(0, 2, 16)
     trainer.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "model.keras")
