@@ -277,7 +277,7 @@ class App(abc.ABC):
         preprocessor.save(run.assets)
         monitor, mode = self.monitor
         fit_run(trained, run, datasets["train"], datasets["dev"], config.train, monitor=monitor, mode=mode,
-                callbacks=callbacks)
+                callbacks=callbacks, members=getattr(config.model, "members", 1))
         plot_history(run, self.history_metrics)
         loaded = Loaded(run, config, model, preprocessor)
         if importlib.util.find_spec("tensorboard") is not None:

@@ -15,9 +15,11 @@ import sys
 import time
 
 import keras
+import numpy as np
 
 from apps.config import ConfigError
-from apps.rundir import RunDir, atomic_write_json, atomic_write_text, save_model_atomic
+from apps.rundir import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, save_model_atomic
+from layers.ensemble import member_index
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -50,6 +52,67 @@ class KeepBest(keras.callbacks.Callback):
             finally:
                 if self.swap is not None:
                     self.swap.on_test_end()
+
+
+class KeepBestMembers(keras.callbacks.Callback):
+    """For an ensemble (`layers.ensemble`, `model.members`): the weights of each member at its own
+    best epoch of `val_memberK_accuracy`, to `directory/best_memberK.npz` atomically, so that
+    each member ends as if it had stopped alone, while fit's early stopping and learning rate
+    follow the ensemble (README, "model.members"). `restore` puts them back. A resumed run reads
+    each member's best so far from the history file."""
+
+    def __init__(self, directory, members: int, history_path=None, swap=None):
+        super().__init__()
+        self.directory, self.members, self.history_path, self.swap = directory, members, history_path, swap
+        self.best = [-math.inf] * members
+
+    @staticmethod
+    def path(directory, member: int):
+        return directory / f"best_member{member}.npz"
+
+    def on_train_begin(self, logs=None):
+        for k in range(self.members):
+            if self.history_path is not None and self.path(self.directory, k).exists():
+                self.best[k] = plateau(monitor_history(self.history_path, f"val_member{k}_accuracy"), "max").best
+
+    def on_epoch_end(self, epoch, logs=None):
+        improved = [k for k in range(self.members)
+                    if better(float((logs or {}).get(f"val_member{k}_accuracy", -math.inf)), self.best[k], "max")]
+        if not improved:
+            return
+        if self.swap is not None:
+            self.swap.on_test_begin()  # the averaged weights, as for scoring the dev set
+        try:
+            for k in improved:
+                self.best[k] = float(logs[f"val_member{k}_accuracy"])
+                weights = {f"{layer.name}/{i}": w for layer in _member_layers(self.model, k)
+                           for i, w in enumerate(layer.get_weights())}
+                buffer = io.BytesIO()
+                np.savez(buffer, **weights)
+                try:
+                    atomic_write_bytes(self.path(self.directory, k), buffer.getvalue())
+                except OSError as e:
+                    raise write_failure(self.path(self.directory, k), e) from None
+        finally:
+            if self.swap is not None:
+                self.swap.on_test_end()
+
+    @classmethod
+    def restore(cls, model, directory, members: int) -> list[int]:
+        """Each member's best weights into `model` (which has its layers); returns the members restored."""
+        restored = []
+        for k in range(members):
+            if not cls.path(directory, k).exists():
+                continue
+            with np.load(cls.path(directory, k)) as saved:
+                for layer in _member_layers(model, k):
+                    layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(len(layer.weights))])
+            restored.append(k)
+        return restored
+
+
+def _member_layers(model, member: int) -> list:
+    return [layer for layer in model.layers if layer.weights and member_index(layer.name) == member]
 
 
 def monitor_history(history_path, monitor: str) -> list[float]:

@@ -14,7 +14,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.callbacks import DevPlateau, EpochLog, KeepBest, ResumePoint, resume
+from apps.callbacks import DevPlateau, EpochLog, KeepBest, KeepBestMembers, ResumePoint, resume
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
@@ -160,11 +160,13 @@ def fit_run(
     monitor: str = "val_accuracy",
     mode: str = "max",
     callbacks=(),
+    members: int = 1,
 ) -> int:
     """Trains for up to `train.epochs` (a `TrainConfig`) with a checkpoint per epoch in
     `RUN/checkpoints`, resuming an interrupted run from its last complete epoch, lowering the
     learning rate and stopping early on plateaus of `monitor`; afterwards the model holds the best
-    epoch's weights. Returns the epoch training started from."""
+    epoch's weights (an ensemble of `members` > 1: each member its own best epoch's, by
+    `val_memberK_accuracy`). Returns the epoch training started from."""
     start, epochs = resume(model, run), train.epochs
     plateaus = DevPlateau(monitor, mode, run.history, train.early_stopping_patience, train.lr_patience,
                           train.lr_factor, train.min_learning_rate, train.lr_decay, train.lr_decay_start)
@@ -178,6 +180,8 @@ def fit_run(
         GradientStatistics(),  # first: the loggers after it see grad_norm
         plateaus,  # before the loggers: they see learning_rate
         KeepBest(run.best, monitor, mode, run.history, swap=averaged[0] if averaged else None),
+        *([KeepBestMembers(run.checkpoints, members, run.history, swap=averaged[0] if averaged else None)]
+          if members > 1 else []),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
         EpochLog(epochs),
@@ -203,4 +207,6 @@ def fit_run(
     if run.best.exists():
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
         model.set_weights(best.get_weights())
+    if members > 1:
+        KeepBestMembers.restore(model, run.checkpoints, members)
     return start

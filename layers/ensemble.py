@@ -38,6 +38,12 @@ def base_name(name: str) -> str:
     return re.sub(rf"{MEMBER_SUFFIX}\d+$", "", name)
 
 
+def member_index(name: str) -> int:
+    """The member a layer of that name belongs to (0 for a name without a member suffix)."""
+    found = re.search(rf"{MEMBER_SUFFIX}(\d+)$", name)
+    return int(found.group(1)) if found else 0
+
+
 def member_layers(model: keras.Model, name: str) -> list:
     """Layer `name` of each member of `model`, member 0 first (one layer for a single model)."""
     return [layer for layer in model.layers if base_name(layer.name) == name]

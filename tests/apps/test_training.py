@@ -186,3 +186,56 @@ def test_plateau_counts_epochs_since_the_best():
 def test_bad_schedule_settings_are_refused_by_name(key, value):
     with pytest.raises(ConfigError, match=f"train.{key}"):
         check_schedule(dataclasses.replace(TrainConfig(), **{key: value}))
+
+
+MEMBER_SCRIPTS = [[0.50, 0.80, 0.60, 0.70, 0.60, 0.61, 0.62], [0.70, 0.60, 0.65, 0.75, 0.74, 0.60, 0.60]]
+
+
+class MemberScript(Script):
+    """SCRIPT for the ensemble's metric, MEMBER_SCRIPTS for each member's."""
+
+    def __init__(self, metrics, stop_after=None):
+        super().__init__(metrics[0], stop_after)
+        self.members = metrics[1:]
+
+    def on_test_begin(self, logs=None):
+        super().on_test_begin(logs)
+        for metric, script in zip(self.members, MEMBER_SCRIPTS):
+            metric.value.assign(script[self.epoch])
+
+
+def _fit_members(tmp_path, stop_after=None):
+    metrics = [Scripted(), Scripted("member0_accuracy"), Scripted("member1_accuracy")]
+    keras.utils.set_random_seed(0)
+    x = keras.Input((3,))
+    model = keras.Model(x, keras.layers.Add()([keras.layers.Dense(1, name="head")(x),
+                                               keras.layers.Dense(1, name="head_member1")(x)]))
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse", metrics=metrics)
+    run = RunDir(tmp_path / "run")
+    run.start(TRAIN)
+    script = MemberScript(metrics, stop_after)
+    try:
+        fit_run(model, run, _data(), _data(), TRAIN, monitor="val_scripted", mode="max", callbacks=[script],
+                members=2)
+    except KeyboardInterrupt:
+        return None
+    return model, run, script
+
+
+def test_each_member_of_an_ensemble_keeps_its_own_best_epoch(tmp_path):
+    model, run, script = _fit_members(tmp_path)
+    assert len(_history(run)) == 7  # early stopping follows the ensemble's metric (best at epoch 4)
+    names = [layer.name for layer in model.layers if layer.weights]
+    weights = {epoch: dict(zip(names, [w[:2], w[2:]])) for epoch, w in script.weights.items()}  # (kernel, bias)
+    for layer, best_epoch in (("head", 1), ("head_member1", 3)):  # 0.80 at epoch 2, 0.75 at epoch 4
+        for restored, best in zip(model.get_layer(layer).get_weights(), weights[best_epoch][layer]):
+            np.testing.assert_array_equal(restored, best)
+    assert not np.allclose(weights[1]["head"][0], weights[3]["head"][0])  # the epochs' weights do differ
+
+
+def test_an_interrupted_ensemble_resumes_with_each_members_best(tmp_path):
+    assert _fit_members(tmp_path, stop_after=2) is None  # interrupted after epoch 3
+    model, run, _ = _fit_members(tmp_path)
+    uninterrupted, _, _ = _fit_members(tmp_path / "whole")
+    for a, b in zip(model.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
