@@ -14,7 +14,8 @@ of:
 - our model (`apps/sentiment.py`).
 
 `--average RUN [RUN ...]` trains nothing: it scores the average of the class probabilities of
-finished runs on the same data (seeds of one config: an ensemble, which the app does not build).
+finished runs on the same data (seeds of one config: an ensemble of separate runs; the app's own,
+trained in one run, is `--set model.members=N`).
 """
 
 from __future__ import annotations

@@ -186,6 +186,7 @@ def test_an_ensemble_averages_members_each_trained_on_its_own_loss(tmp_path):
     model = loaded.model
     header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
     assert {"val_accuracy", "val_member0_accuracy", "val_member2_accuracy"} <= set(header)  # the ensemble's, each's
+    assert all((tmp_path / "run" / "checkpoints" / f"best_member{k}.npz").exists() for k in range(3))
     ids = loaded.preprocessor.encode_python(list(APP.demo_inputs))
     members = keras.Model(model.input, model.get_layer("member_logits").output)(ids).numpy()  # (batch, 3, classes)
     np.testing.assert_allclose(keras.ops.softmax(model(ids)), keras.ops.softmax(members).numpy().mean(axis=1),
