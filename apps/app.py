@@ -217,11 +217,6 @@ class App(abc.ABC):
         """Test metrics of `examples`: by default `model.evaluate`'s loss and metrics."""
         if getattr(loaded.model, "optimizer", None) is None:  # loaded with compile=False
             self.compile(loaded.model, loaded.config)
-        if loaded.model.distribute_strategy is not tf.distribute.get_strategy():  # trained under a strategy
-            from apps.internals import build_from_local_batch
-
-            build_from_local_batch(loaded.model)  # as fit_run does for the model it trains (another here:
-            # an ensemble trains as its members' model)
         progress = ScoringProgress(Progress(len(examples), "scoring"), loaded.config.data.batch_size)
         results = loaded.model.evaluate(loaded.preprocessor.dataset(examples, training=False), verbose=0,
                                         return_dict=True, callbacks=[progress])
@@ -260,6 +255,12 @@ class App(abc.ABC):
                     log(note)
             self.compile(model, config)
             trained, datasets = self.fitted_part(model, config, preprocessor, splits, datasets)
+        if model.distribute_strategy is not tf.distribute.get_strategy():  # built under a strategy: every
+            # model that fit or evaluate runs (an ensemble trains as its members' model)
+            from apps.internals import build_from_local_batch
+
+            for built in (model,) if trained is model else (model, trained):
+                build_from_local_batch(built)  # (see its docstring)
         directory, temporary = worker_directory(distribution, out)
         try:
             return self._train_into(RunDir(directory), config, model, trained, preprocessor, splits, datasets,

@@ -19,21 +19,23 @@ import numpy as np
 
 from apps.config import ConfigError
 from apps.rundir import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, save_model_atomic
-from layers.ensemble import member_index
+from layers.ensemble import layers_of_member
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Saves the model to `path` atomically whenever `monitor` improves.
+    """Saves the model to `path` atomically whenever `monitor` improves (`save(model, path)`:
+    the whole model by default; `save_member_weights(k)` for one member of an ensemble).
 
     On a resumed run the best value so far is read back from the history file, so an earlier,
     better epoch is not overwritten by a worse one.
     """
 
-    def __init__(self, path, monitor: str, mode: str, history_path=None, swap=None):
+    def __init__(self, path, monitor: str, mode: str, history_path=None, swap=None, save=save_model_atomic):
         super().__init__()
         self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
         self.best = -math.inf if mode == "max" else math.inf
         self.swap = swap  # a keras.callbacks.SwapEMAWeights: the averaged weights are the ones saved
+        self.save = save
 
     def on_train_begin(self, logs=None):
         if self.history_path is not None and self.path.exists():
@@ -46,7 +48,7 @@ class KeepBest(keras.callbacks.Callback):
             if self.swap is not None:
                 self.swap.on_test_begin()  # the averaged weights in, as for scoring the dev set
             try:
-                save_model_atomic(self.model, self.path)
+                self.save(self.model, self.path)
             except OSError as e:
                 raise write_failure(self.path, e) from None
             finally:
@@ -54,65 +56,23 @@ class KeepBest(keras.callbacks.Callback):
                     self.swap.on_test_end()
 
 
-class KeepBestMembers(keras.callbacks.Callback):
-    """For an ensemble (`layers.ensemble`, `model.members`): the weights of each member at its own
-    best epoch of `val_memberK_accuracy`, to `directory/best_memberK.npz` atomically, so that
-    each member ends as if it had stopped alone, while fit's early stopping and learning rate
-    follow the ensemble (README, "model.members"). `restore` puts them back. A resumed run reads
-    each member's best so far from the history file."""
+def save_member_weights(member: int):
+    """A `KeepBest` save function: the weights of one member of an ensemble (`layers.ensemble`),
+    as an .npz file written atomically, for `restore_member_weights`."""
+    def save(model, path):
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"{layer.name}/{i}": w for layer in layers_of_member(model, member)
+                            for i, w in enumerate(layer.get_weights())})
+        atomic_write_bytes(path, buffer.getvalue())
 
-    def __init__(self, directory, members: int, history_path=None, swap=None):
-        super().__init__()
-        self.directory, self.members, self.history_path, self.swap = directory, members, history_path, swap
-        self.best = [-math.inf] * members
-
-    @staticmethod
-    def path(directory, member: int):
-        return directory / f"best_member{member}.npz"
-
-    def on_train_begin(self, logs=None):
-        for k in range(self.members):
-            if self.history_path is not None and self.path(self.directory, k).exists():
-                self.best[k] = plateau(monitor_history(self.history_path, f"val_member{k}_accuracy"), "max").best
-
-    def on_epoch_end(self, epoch, logs=None):
-        improved = [k for k in range(self.members)
-                    if better(float((logs or {}).get(f"val_member{k}_accuracy", -math.inf)), self.best[k], "max")]
-        if not improved:
-            return
-        if self.swap is not None:
-            self.swap.on_test_begin()  # the averaged weights, as for scoring the dev set
-        try:
-            for k in improved:
-                self.best[k] = float(logs[f"val_member{k}_accuracy"])
-                weights = {f"{layer.name}/{i}": w for layer in _member_layers(self.model, k)
-                           for i, w in enumerate(layer.get_weights())}
-                buffer = io.BytesIO()
-                np.savez(buffer, **weights)
-                try:
-                    atomic_write_bytes(self.path(self.directory, k), buffer.getvalue())
-                except OSError as e:
-                    raise write_failure(self.path(self.directory, k), e) from None
-        finally:
-            if self.swap is not None:
-                self.swap.on_test_end()
-
-    @classmethod
-    def restore(cls, model, directory, members: int) -> list[int]:
-        """Each member's best weights into `model` (which has its layers); returns the members restored."""
-        restored = []
-        for k in range(members):
-            if not cls.path(directory, k).exists():
-                continue
-            with np.load(cls.path(directory, k)) as saved:
-                for layer in _member_layers(model, k):
-                    layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(len(layer.weights))])
-            restored.append(k)
-        return restored
+    return save
 
 
-def _member_layers(model, member: int) -> list:
-    return [layer for layer in model.layers if layer.weights and member_index(layer.name) == member]
+def restore_member_weights(model, path, member: int) -> None:
+    """The weights `save_member_weights(member)` wrote to `path`, into that member's layers."""
+    with np.load(path) as saved:
+        for layer in layers_of_member(model, member):
+            layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(len(layer.weights))])
 
 
 def monitor_history(history_path, monitor: str) -> list[float]:

@@ -88,6 +88,10 @@ class RunDir:
         self.plots = self.path / "plots"
         self.logs = self.path / "logs"  # TensorBoard
 
+    def best_member(self, member: int) -> pathlib.Path:
+        """An ensemble's member `member` at its own best epoch (its weights, .npz)."""
+        return self.checkpoints / f"best_member{member}.npz"
+
     def metrics(self, split: str) -> pathlib.Path:
         return self.path / f"metrics-{split}.json"
 

@@ -28,7 +28,7 @@ from layers import cells
 from layers.bag_of_ngrams import BagOfNgrams
 from layers.char_cnn import SPELLING_CHARS, CharCNN, VocabularySpelling
 from layers.ensemble import (EnsembleLogits, MemberLogits, MembersAccuracy, MembersCrossEntropy, member_layers,
-                             member_name)
+                             member_metric, member_name)
 from layers.runtime_recurrent import fuse_recurrent
 from layers.streaming import stream_step_function
 from pipelines import synthetic_sentiment
@@ -224,7 +224,7 @@ class Sentiment(App):
         if config.model.members == 1:
             return model, datasets
         trainer = keras.Model(model.input, model.get_layer(MEMBERS_OUTPUT).output, name="members")
-        accuracies = [MembersAccuracy("accuracy"), *[MembersAccuracy(f"member{k}_accuracy", member=k)
+        accuracies = [MembersAccuracy("accuracy"), *[MembersAccuracy(member_metric(k), member=k)
                                                      for k in range(config.model.members)]]
         self.compile(trainer, config, (MembersCrossEntropy(), accuracies))
         return trainer, datasets

@@ -14,10 +14,12 @@ import warnings
 import keras
 import tensorflow as tf
 
-from apps.callbacks import DevPlateau, EpochLog, KeepBest, KeepBestMembers, ResumePoint, resume
+from apps.callbacks import (DevPlateau, EpochLog, KeepBest, ResumePoint, restore_member_weights, resume,
+                            save_member_weights)
 from apps.config import ConfigError
 from apps.rundir import RunDir
 from layers.clipping import OPTIMIZERS, GradientStatistics
+from layers.ensemble import member_metric
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 _STRATEGIES: dict = {}  # made by make_strategy, reused
@@ -175,13 +177,17 @@ def fit_run(
     # With train.ema the dev set is scored with the averaged weights, and the best epoch's are kept;
     # the checkpoints keep the training weights (and the average in the optimizer's state).
     averaged = [keras.callbacks.SwapEMAWeights()] if train.ema else []
+    swap = averaged[0] if averaged else None
+    # An ensemble: each member's weights at its own best epoch too, while stopping and the learning
+    # rate follow the ensemble's monitor (README, "model.members").
+    members_best = [KeepBest(run.best_member(k), "val_" + member_metric(k), "max", run.history, swap=swap,
+                             save=save_member_weights(k)) for k in range(members)] if members > 1 else []
     all_callbacks = [
         *averaged,
         GradientStatistics(),  # first: the loggers after it see grad_norm
         plateaus,  # before the loggers: they see learning_rate
-        KeepBest(run.best, monitor, mode, run.history, swap=averaged[0] if averaged else None),
-        *([KeepBestMembers(run.checkpoints, members, run.history, swap=averaged[0] if averaged else None)]
-          if members > 1 else []),
+        KeepBest(run.best, monitor, mode, run.history, swap=swap),
+        *members_best,
         keras.callbacks.CSVLogger(str(run.history), append=True),
         ResumePoint(run),  # after the history row: an epoch logged but not checkpointed is redone
         EpochLog(epochs),
@@ -190,10 +196,6 @@ def fit_run(
     if importlib.util.find_spec("tensorboard") is not None:  # an optional extra: pip install -e ".[tensorboard]"
         # `tensorboard --logdir runs`: losses, metrics, learning rate, grad_norm, skipped_steps per epoch
         all_callbacks.insert(4, keras.callbacks.TensorBoard(str(run.logs), write_graph=False))
-    if model.distribute_strategy is not tf.distribute.get_strategy():  # built under a strategy
-        from apps.internals import build_from_local_batch
-
-        build_from_local_batch(model)  # fit and evaluate under a strategy (see its docstring)
     if start < epochs:
         model.fit(
             train_ds,
@@ -207,6 +209,7 @@ def fit_run(
     if run.best.exists():
         best = keras.saving.load_model(run.best, safe_mode=True, compile=False)
         model.set_weights(best.get_weights())
-    if members > 1:
-        KeepBestMembers.restore(model, run.checkpoints, members)
+    for k, kept in enumerate(members_best):
+        if kept.path.exists():
+            restore_member_weights(model, kept.path, k)
     return start

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.config import ConfigError
-from layers.ensemble import base_name
+from layers.ensemble import split_name
 
 
 def copy_weights(model, source, preprocessor, embedding_layers: dict[str, str]) -> list[str]:
@@ -70,7 +70,7 @@ def _row_map(preprocessor, source_preprocessor) -> np.ndarray:
 def _token_indexed(layer, aligned: str | None) -> list[int]:
     """Positions in `layer.weights` of the weights whose rows are token ids of the input
     vocabulary: all of the input embedding's, or those the layer names in `token_indexed_weights`."""
-    if base_name(layer.name) == aligned:  # each member's, in an ensemble
+    if split_name(layer.name)[0] == aligned:  # each member's, in an ensemble
         return list(range(len(layer.weights)))
     names = getattr(layer, "token_indexed_weights", ())
     return [i for i, weight in enumerate(layer.weights) if weight.name in names]

@@ -6,7 +6,7 @@ averaged for prediction.
     stacked = MemberLogits(name="member_logits")(logits)       # (batch, members, classes)
     model = keras.Model(token_ids, EnsembleLogits()(stacked))  # what predicts and exports
     trainer = keras.Model(token_ids, stacked)                  # what fit trains: the same layers
-    trainer.compile(loss=MembersCrossEntropy(), metrics=[MembersAccuracy(), MembersAccuracy("member0", member=0)])
+    trainer.compile(loss=MembersCrossEntropy(), metrics=[MembersAccuracy(), MembersAccuracy(member_metric(0), 0)])
 
 The ensemble's output stays logits (the log of the mean probability: their softmax is the
 members' average), so a classifier's loss, argmax and softmax work on it unchanged. Training
@@ -26,6 +26,7 @@ from keras import ops
 from layers import PACKAGE
 
 MEMBER_SUFFIX = "_member"  # member k > 0 names its layers NAME_memberK; member 0 keeps the plain names
+_SUFFIX = re.compile(rf"{MEMBER_SUFFIX}(\d+)$")
 
 
 def member_name(name: str, member: int) -> str:
@@ -33,20 +34,25 @@ def member_name(name: str, member: int) -> str:
     return name if member == 0 else f"{name}{MEMBER_SUFFIX}{member}"
 
 
-def base_name(name: str) -> str:
-    """A member's layer name without its member suffix."""
-    return re.sub(rf"{MEMBER_SUFFIX}\d+$", "", name)
-
-
-def member_index(name: str) -> int:
-    """The member a layer of that name belongs to (0 for a name without a member suffix)."""
-    found = re.search(rf"{MEMBER_SUFFIX}(\d+)$", name)
-    return int(found.group(1)) if found else 0
+def split_name(name: str) -> tuple[str, int]:
+    """A layer name -> (its name without the member suffix, its member: 0 without a suffix)."""
+    found = _SUFFIX.search(name)
+    return (name[:found.start()], int(found.group(1))) if found else (name, 0)
 
 
 def member_layers(model: keras.Model, name: str) -> list:
     """Layer `name` of each member of `model`, member 0 first (one layer for a single model)."""
-    return [layer for layer in model.layers if base_name(layer.name) == name]
+    return [layer for layer in model.layers if split_name(layer.name)[0] == name]
+
+
+def layers_of_member(model: keras.Model, member: int) -> list:
+    """The layers with weights of member `member` of `model`."""
+    return [layer for layer in model.layers if layer.weights and split_name(layer.name)[1] == member]
+
+
+def member_metric(member: int) -> str:
+    """The name of member `member`'s accuracy (`MembersAccuracy`; in the logs, `val_` before it on dev)."""
+    return f"member{member}_accuracy"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -265,6 +265,6 @@ def _litert_lstm(layer, inputs, mask, directions, weights, fusion: Fusion):
         else:  # the output at each sequence's last valid step (zeros for an empty one)
             last = tf.gather(sequence, tf.maximum(lengths - 1, 0), batch_dims=1)  # (batch, units)
             outputs.append(last * tf.cast(lengths > 0, inputs.dtype)[:, None])
-    fusion.specs[fusion.name(layer)] = "UNIDIRECTIONAL_SEQUENCE_LSTM" + (" (two, one per direction)" if len(outputs) == 2
-                                                                 else "")
+    fusion.specs[fusion.name(layer)] = "UNIDIRECTIONAL_SEQUENCE_LSTM" + (" (two, one per direction)"
+                                                                         if len(outputs) == 2 else "")
     return tf.concat(outputs, axis=-1)

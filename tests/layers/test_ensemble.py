@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers.ensemble import (EnsembleLogits, MemberLogits, MembersAccuracy, MembersCrossEntropy, base_name,
-                             member_layers, member_name)
+from layers.ensemble import (EnsembleLogits, MemberLogits, MembersAccuracy, MembersCrossEntropy, layers_of_member,
+                             member_layers, member_metric, member_name, split_name)
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(5, 3, 4)).astype(np.float32) * 3  # (batch, members, classes)
@@ -61,7 +61,8 @@ def test_the_accuracy_is_the_ensembles():
 
 def test_member_names():
     assert [member_name("embedding", k) for k in range(3)] == ["embedding", "embedding_member1", "embedding_member2"]
-    assert base_name("embedding_member12") == "embedding" and base_name("char_cnn") == "char_cnn"
+    assert split_name("embedding_member12") == ("embedding", 12) and split_name("char_cnn") == ("char_cnn", 0)
+    assert split_name("lstm_0") == ("lstm_0", 0) and member_metric(2) == "member2_accuracy"
     ids = keras.Input((None,), dtype="int32")
     logits = [keras.layers.Dense(2, name=member_name("logits", k))(
         keras.layers.Embedding(10, 4, name=member_name("embedding", k))(ids)[:, 0]) for k in range(3)]
@@ -69,6 +70,7 @@ def test_member_names():
     assert [layer.name for layer in member_layers(model, "embedding")] == [member_name("embedding", k)
                                                                             for k in range(3)]
     assert member_layers(model, "logits_member1") == []  # a member's own name is not a base name
+    assert [layer.name for layer in layers_of_member(model, 1)] == ["embedding_member1", "logits_member1"]
 
 
 def test_an_ensemble_and_its_compiled_trainer_survive_a_keras_round_trip(tmp_path):
