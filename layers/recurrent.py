@@ -10,7 +10,9 @@ from keras import ops, tree
 
 from layers import PACKAGE
 from layers.batched_gradient import batched_gradient_rnn
+from layers import native_lstm
 from layers.internals import time_major_rnn
+from layers.lstm_cell import LSTMCell
 from layers.recurrent_cell import RecurrentCell
 from layers.sequence_dropout import SequenceDropout
 
@@ -40,11 +42,16 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     one matmul over all steps, as the fused kernels do (`batched_gradient=False`: autodiff of
     the plain loop; same numbers to rounding).
 
+    `native=True` (an `LSTMCell` only, without `recurrent_dropout` or `unroll`) trains through
+    `layers.native_lstm`: a CPU op over MKL's packed GEMM, built on first use (the `native`
+    extra), outside XLA, so the model is compiled with `jit_compile=False`; inference and
+    exports run the loop above. Its gradients equal the plain loop's to rounding.
+
     Under a half-precision policy (`mixed_bfloat16`, `mixed_float16`) on a machine without a
     GPU, a `RecurrentCell` runs in float32 with a warning: XLA emulates half precision on CPUs
     and our cells trained 4x slower in it; the layers around it keep the policy.
 
-    Args: as `keras.layers.RNN`, plus the dropout options above and `batched_gradient`.
+    Args: as `keras.layers.RNN`, plus the dropout options above, `batched_gradient` and `native`.
 
     Example:
     >>> from layers.lstm_cell import LSTMCell
@@ -52,9 +59,12 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     (2, 5, 3)
     """
 
-    def __init__(self, *args, batched_gradient: bool = True, **kwargs):
+    def __init__(self, *args, batched_gradient: bool = True, native: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.batched_gradient = bool(batched_gradient)
+        self.batched_gradient, self.native = bool(batched_gradient), bool(native)
+        if self.native and (type(self.cell) is not LSTMCell or self.state_dropout or self.unroll):
+            raise ValueError(f"native=True runs layers.LSTMCell without recurrent_dropout or unroll; received "
+                             f"{type(self.cell).__name__}, recurrent_dropout={self.state_dropout}, unroll={self.unroll}")
         if self.compute_dtype in HALF and isinstance(self.cell, RecurrentCell) and not tf.config.list_physical_devices(
                 "GPU"):
             # XLA on a CPU emulates bfloat16 elementwise: our cells trained 4x slower under
@@ -86,6 +96,15 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.
         collect = bool(training) and getattr(cell, "collects_statistics", False)
 
+        if training and self.native:
+            reason = native_lstm.unavailable_reason()
+            if reason is not None:
+                raise native_lstm.NativeUnavailable(f"{self.name}: native=True, but the native LSTM is unavailable: "
+                                                    f"{reason}")
+            last_output, outputs, states = native_lstm.lstm_sequence(
+                step_inputs, cell.recurrent_kernel, list(initial_state), mask=mask, go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask)
+            return last_output, ops.transpose(outputs, (1, 0, 2)), states
         if training and self.batched_gradient and getattr(cell, "fits_template", False) and not self.unroll:
             last_output, outputs, states = batched_gradient_rnn(
                 cell, step_inputs, list(initial_state), mask=mask, state_mask=state_mask, go_backwards=self.go_backwards,
@@ -113,4 +132,5 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         return last_output, ops.transpose(outputs, (1, 0, 2)), states  # outputs (batch, time, units)
 
     def get_config(self):
-        return {**super().get_config(), **self.dropout_config(), "batched_gradient": self.batched_gradient}
+        return {**super().get_config(), **self.dropout_config(), "batched_gradient": self.batched_gradient,
+                "native": self.native}

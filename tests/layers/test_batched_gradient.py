@@ -15,16 +15,17 @@ LENGTHS = np.array([7, 3, 5, 1])  # mixed lengths, right-padded and masked
 
 
 def gradients(name, options, batched, jit=False, dropout=False, carried=False, go_backwards=False,
-              return_sequences=True):
+              return_sequences=True, mask=None, **layer_options):
     """Gradients of a fixed random projection of the layer's outputs with respect to the
-    inputs, every weight and (carried) initial states, with random weights of scale 0.5."""
+    inputs, every weight and (carried) initial states, with random weights of scale 0.5.
+    mask: (4, 7) bool, by default right padding to LENGTHS; layer_options: more of Recurrent's."""
     cell = cells.get(name, 5, **options)
     drop = {"dropout": 0.2, "recurrent_dropout": 0.3, "weight_dropout": 0.2} if dropout else {}
     layer = Recurrent(cell, return_sequences=return_sequences, go_backwards=go_backwards, batched_gradient=batched,
-                      seed=3, **drop)
+                      seed=3, **{**drop, **layer_options})
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(4, 7, 3)), tf.float32)
-    mask = tf.constant(np.arange(7)[None] < LENGTHS[:, None])
+    mask = tf.constant(np.arange(7)[None] < LENGTHS[:, None] if mask is None else mask)
     initial = [tf.constant(rng.normal(size=(4, s)), tf.float32) for s in cell.state_size] if carried else None
     layer(x, mask=mask, initial_state=initial)
     for v in layer.weights:

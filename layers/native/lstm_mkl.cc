@@ -1,0 +1,221 @@
+// The LSTM recurrence of a whole sequence as two TensorFlow ops (forward, and its gradient) over
+// MKL's packed GEMM: the recurrent kernel U is packed once per sequence, and every step's
+// h_{t-1} U (forward) and dz_t U^T (backward) multiplies the packed copy. The input projection
+// and the weight gradient dU = H^T dZ stay whole-sequence matmuls in TensorFlow (layers/native_lstm.py).
+//
+// Semantics are keras.layers.RNN's with a mask, time-major, in processing order:
+//   z_t = z_in[t] + h_{t-1} U;  i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of z_t's four blocks
+//   c_t = f c_{t-1} + i g;  h_t = o tanh(c_t);  out_t = h_t
+// and where mask[t, n] == 0 row n keeps h, c and repeats out_{t-1} (zeros with zero_output).
+#include <mkl.h>
+#include <cmath>
+#include <cstring>
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+using namespace tensorflow;
+
+REGISTER_OP("RnnappsLstm")
+    .Input("z_in: float")  // (time, batch, 4 units): x_t W + b
+    .Input("mask: float")  // (time, batch): 1 runs the step, 0 skips it
+    .Input("h0: float").Input("c0: float")
+    .Input("recurrent_kernel: float")  // (units, 4 units)
+    .Attr("zero_output: bool = false")
+    .Output("outputs: float")  // (time, batch, units)
+    .Output("h: float").Output("c: float")  // final states
+    .Output("h_states: float")  // (time, batch, units): h after each step, for the gradient
+    .Output("workspace: float")  // gate activations and cell states
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      auto z = c->input(0), h0 = c->input(2);
+      auto seq = c->MakeShape({c->Dim(z, 0), c->Dim(z, 1), c->Dim(h0, 1)});
+      c->set_output(0, seq);
+      c->set_output(1, h0);
+      c->set_output(2, h0);
+      c->set_output(3, seq);
+      c->set_output(4, c->Vector(c->UnknownDim()));
+      return OkStatus();
+    });
+
+REGISTER_OP("RnnappsLstmGrad")
+    .Input("mask: float").Input("c0: float").Input("recurrent_kernel: float")
+    .Input("workspace: float")
+    .Input("d_outputs: float").Input("d_h: float").Input("d_c: float")
+    .Attr("zero_output: bool = false")
+    .Output("d_z_in: float")  // (time, batch, 4 units)
+    .Output("d_h0: float").Output("d_c0: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      auto d = c->input(4), h = c->input(5);
+      c->set_output(0, c->MakeShape({c->Dim(d, 0), c->Dim(d, 1), c->UnknownDim()}));
+      c->set_output(1, h);
+      c->set_output(2, h);
+      return OkStatus();
+    });
+
+namespace {
+
+inline float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+void UseGnuThreads() {
+  static const bool done = [] {
+    mkl_set_threading_layer(MKL_THREADING_GNU);  // the OpenMP of the loops below
+    return true;
+  }();
+  (void)done;
+}
+
+const float* In(OpKernelContext* ctx, int i) { return ctx->input(i).flat<float>().data(); }
+float* Out(Tensor* t) { return t->flat<float>().data(); }
+
+// A packed copy of U (units, 4 units) for batch x U (transpose=false) or batch x U^T (true).
+class PackedKernel {
+ public:
+  PackedKernel(const float* u, int64_t batch, int64_t units, bool transpose) {
+    const int64_t n = transpose ? units : 4 * units, k = transpose ? 4 * units : units;
+    data_ = static_cast<float*>(mkl_malloc(cblas_sgemm_pack_get_size(CblasBMatrix, batch, n, k), 64));
+    cblas_sgemm_pack(CblasRowMajor, CblasBMatrix, transpose ? CblasTrans : CblasNoTrans, batch, n, k, 1.0f, u,
+                     4 * units, data_);
+    n_ = n;
+    k_ = k;
+  }
+  ~PackedKernel() { mkl_free(data_); }
+  // out = a (batch, k) x packed + beta * out
+  void Multiply(const float* a, int64_t batch, float beta, float* out) const {
+    cblas_sgemm_compute(CblasRowMajor, CblasNoTrans, CblasPacked, batch, n_, k_, a, k_, data_, n_, beta, out, n_);
+  }
+
+ private:
+  float* data_;
+  int64_t n_, k_;
+};
+
+class LstmOp : public OpKernel {
+ public:
+  explicit LstmOp(OpKernelConstruction* c) : OpKernel(c) {
+    UseGnuThreads();
+    OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& z_in = ctx->input(0);
+    const int64_t T = z_in.dim_size(0), N = z_in.dim_size(1), H = ctx->input(2).dim_size(1), G = 4 * H;
+    OP_REQUIRES(ctx, z_in.dim_size(2) == G && ctx->input(4).dim_size(0) == H && ctx->input(4).dim_size(1) == G,
+                errors::InvalidArgument("z_in (time, batch, 4 units) and recurrent_kernel (units, 4 units) expected"));
+    Tensor *out, *h, *c, *hs, *ws;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, H}), &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &h));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &c));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({T, N, H}), &hs));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H}), &ws));
+    const float *mask = In(ctx, 1), *h0 = In(ctx, 2), *c0 = In(ctx, 3);
+    float *gates = Out(ws), *cs = gates + T * N * G, *hs_ = Out(hs), *out_ = Out(out);
+    std::memcpy(gates, In(ctx, 0), sizeof(float) * T * N * G);
+    if (N > 0 && H > 0) {
+      PackedKernel u(In(ctx, 4), N, H, false);
+      for (int64_t t = 0; t < T; ++t) {
+        const float *h_prev = t ? hs_ + (t - 1) * N * H : h0, *c_prev = t ? cs + (t - 1) * N * H : c0;
+        float *z = gates + t * N * G, *c_t = cs + t * N * H, *h_t = hs_ + t * N * H, *o_t = out_ + t * N * H;
+        u.Multiply(h_prev, N, 1.0f, z);
+#pragma omp parallel for
+        for (int64_t n = 0; n < N; ++n) {
+          const int64_t r = n * H;
+          float* zn = z + n * G;
+          if (mask[t * N + n] != 0.0f) {
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const float i = Sigmoid(zn[j]), f = Sigmoid(zn[H + j]), g = std::tanh(zn[2 * H + j]),
+                          o = Sigmoid(zn[3 * H + j]);
+              const float cell = f * c_prev[r + j] + i * g;
+              zn[j] = i, zn[H + j] = f, zn[2 * H + j] = g, zn[3 * H + j] = o;
+              c_t[r + j] = cell;
+              h_t[r + j] = o_t[r + j] = o * std::tanh(cell);
+            }
+          } else {
+            std::memcpy(c_t + r, c_prev + r, sizeof(float) * H);
+            std::memcpy(h_t + r, h_prev + r, sizeof(float) * H);
+            if (zero_output_ || t == 0)
+              std::memset(o_t + r, 0, sizeof(float) * H);
+            else
+              std::memcpy(o_t + r, out_ + (t - 1) * N * H + r, sizeof(float) * H);
+          }
+        }
+      }
+    }
+    std::memcpy(Out(h), T ? hs_ + (T - 1) * N * H : h0, sizeof(float) * N * H);
+    std::memcpy(Out(c), T ? cs + (T - 1) * N * H : c0, sizeof(float) * N * H);
+  }
+
+ private:
+  bool zero_output_;
+};
+
+class LstmGradOp : public OpKernel {
+ public:
+  explicit LstmGradOp(OpKernelConstruction* c) : OpKernel(c) {
+    UseGnuThreads();
+    OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& d_outputs = ctx->input(4);
+    const int64_t T = d_outputs.dim_size(0), N = d_outputs.dim_size(1), H = d_outputs.dim_size(2), G = 4 * H;
+    Tensor *d_z, *d_h, *d_c, carry_t, keep_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, G}), &d_z));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &d_h));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &d_c));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &carry_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &keep_t));
+    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *gates = In(ctx, 3), *cs = gates + T * N * G;
+    const float* d_out = d_outputs.flat<float>().data();
+    // dh, dc: the gradients of the states after step t; carry: of out_t through the masked steps after it
+    // that repeated it; keep: what a skipped row passes on to h_{t-1} unchanged.
+    float *dz = Out(d_z), *dh = Out(d_h), *dc = Out(d_c), *carry = Out(&carry_t), *keep = Out(&keep_t);
+    std::memcpy(dh, In(ctx, 5), sizeof(float) * N * H);
+    std::memcpy(dc, In(ctx, 6), sizeof(float) * N * H);
+    std::memset(carry, 0, sizeof(float) * N * H);
+    if (N == 0 || H == 0) return;
+    PackedKernel u_t(In(ctx, 2), N, H, true);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float *z = gates + t * N * G, *c_t = cs + t * N * H, *c_prev = t ? cs + (t - 1) * N * H : c0;
+      const float* d_out_t = d_out + t * N * H;
+      float* dz_t = dz + t * N * G;
+#pragma omp parallel for
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t r = n * H;
+        const float* zn = z + n * G;
+        float* dzn = dz_t + n * G;
+        if (mask[t * N + n] != 0.0f) {
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const int64_t k = r + j;
+            const float i = zn[j], f = zn[H + j], g = zn[2 * H + j], o = zn[3 * H + j];
+            const float tc = std::tanh(c_t[k]), d_ht = dh[k] + d_out_t[k] + carry[k];
+            const float d_ct = dc[k] + d_ht * o * (1.0f - tc * tc);
+            dzn[j] = d_ct * g * i * (1.0f - i);
+            dzn[H + j] = d_ct * c_prev[k] * f * (1.0f - f);
+            dzn[2 * H + j] = d_ct * i * (1.0f - g * g);
+            dzn[3 * H + j] = d_ht * tc * o * (1.0f - o);
+            dc[k] = d_ct * f;
+            carry[k] = 0.0f;
+            keep[k] = 0.0f;
+          }
+        } else {
+          std::memset(dzn, 0, sizeof(float) * G);
+          for (int64_t j = 0; j < H; ++j) {
+            const int64_t k = r + j;
+            carry[k] = zero_output_ ? 0.0f : carry[k] + d_out_t[k];
+            keep[k] = dh[k];
+          }
+        }
+      }
+      std::memcpy(dh, keep, sizeof(float) * N * H);
+      u_t.Multiply(dz_t, N, 1.0f, dh);  // dh_{t-1} = kept + dz_t U^T
+    }
+  }
+
+ private:
+  bool zero_output_;
+};
+
+}  // namespace
+
+REGISTER_KERNEL_BUILDER(Name("RnnappsLstm").Device(DEVICE_CPU), LstmOp);
+REGISTER_KERNEL_BUILDER(Name("RnnappsLstmGrad").Device(DEVICE_CPU), LstmGradOp);

@@ -1,0 +1,82 @@
+"""`layers.native_lstm`: the LSTM recurrence over MKL's packed GEMM gives the plain loop's outputs
+and gradients (masks with holes, go_backwards, zeroed outputs, carried states, DropConnect), and
+stays out of inference graphs. Built on first use; in CI (the test extra installs MKL) it must build."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers import cells, native_lstm
+from layers.recurrent import Recurrent
+from tests.layers.test_batched_gradient import gradients
+
+REASON = native_lstm.unavailable_reason()
+if REASON is not None and os.environ.get("CI"):
+    raise RuntimeError(f"the native LSTM must build in CI: {REASON}")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"native LSTM unavailable: {REASON}")
+
+# Rows: right padding, left padding, a hole, nothing but padding after the first step.
+MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 0, 0]], bool)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"go_backwards": True},
+    {"zero_output_for_mask": True, "carried": True},
+    {"return_sequences": False, "carried": True, "go_backwards": True},
+], ids=["masked", "backwards", "zero-output+carried", "last-output+carried+backwards"])
+def test_outputs_and_gradients_equal_the_plain_loop(options):
+    plain = gradients("lstm", {}, batched=False, mask=MASK, **options)
+    native = gradients("lstm", {}, batched=False, mask=MASK, native=True, **options)
+    assert len(native) == len(plain) >= 4  # inputs, kernel, recurrent kernel, bias (and the states)
+    for p, n in zip(plain, native):
+        np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
+
+
+def test_input_dropout_and_dropconnect_draw_the_same_masks():
+    """Dropout of the inputs and DropConnect of U come before the op: the same seed, the same masks."""
+    plain = gradients("lstm", {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0)
+    native = gradients("lstm", {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0, native=True)
+    for p, n in zip(plain, native):
+        np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
+
+
+def test_trains_in_fit_round_trips_and_stays_out_of_inference_graphs(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 9, 3)).astype("float32")
+    y = (x[:, :, 0].sum(1) > 0).astype("float32")  # the sign of a sum over time
+    layer = Recurrent(cells.get("lstm", 8), native=True)
+    model = keras.Sequential([keras.Input((9, 3)), keras.layers.Masking(0.0), layer, keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.02), keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False)
+    history = model.fit(x, y, epochs=15, batch_size=16, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+    inference = {op.type for op in tf.function(lambda v: layer(v, training=False)).get_concrete_function(
+        tf.TensorSpec((None, 9, 3))).graph.get_operations()}
+    training = {op.type for op in tf.function(lambda v: layer(v, training=True)).get_concrete_function(
+        tf.TensorSpec((None, 9, 3))).graph.get_operations()}
+    assert "RnnappsLstm" in training and "RnnappsLstm" not in inference
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.layers[1].native is True
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell, options, message", [
+    ("peephole_lstm", {}, "runs layers.LSTMCell .*received PeepholeLSTMCell"),
+    ("lstm", {"recurrent_dropout": 0.1}, "recurrent_dropout=0.1"),
+])
+def test_what_it_does_not_run_is_refused(cell, options, message):
+    with pytest.raises(ValueError, match=message):
+        Recurrent(cells.get(cell, 4), native=True, **options)
+
+
+def test_a_machine_without_it_says_why_when_training(monkeypatch):
+    layer = Recurrent(cells.get("lstm", 4), native=True, name="rnn")
+    x = tf.ones((2, 3, 2))
+    layer(x)  # inference runs the plain loop anywhere
+    monkeypatch.setattr(native_lstm, "unavailable_reason", lambda: "MKL's headers are not in /x")
+    with pytest.raises(native_lstm.NativeUnavailable, match="rnn: native=True, but .* unavailable: MKL's headers"):
+        layer(x, training=True)
