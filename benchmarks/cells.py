@@ -8,9 +8,9 @@ variant in its own process, alternating, medians of rounds).
 Our cells run in `layers.Recurrent` under `jit_compile=True`, as the project runs custom cells;
 `+xla` / `-xla` variants show the built-in with XLA and our LSTM without it, `lstm-autodiff`
 our LSTM with the recurrent kernel's gradient left to autodiff (per step) instead of
-`layers.batched_gradient` (one matmul per sequence), for comparison; `lstm-native` our LSTM with
-`native=True` (`layers.native_lstm`: MKL's packed GEMM, outside XLA; where the `native` extra is
-installed). PyTorch's `nn.LSTM` is added
+`layers.batched_gradient` (one matmul per sequence), for comparison; `lstm-native` and
+`layernorm_lstm-native` those cells with `native=True` (`layers.native_lstm`: MKL's packed GEMM,
+outside XLA; where the `native` extra is installed). PyTorch's `nn.LSTM` is added
 where torch is installed (an optional extra, not a dependency): `torch.LSTM` on the padded batch
 without a mask, `torch.LSTM+packed` with `pack_padded_sequence` (what masking costs there), one
 intra-op thread per core as the others.
@@ -35,7 +35,7 @@ import time
 BATCH, LENGTH, FEATURES, UNITS = 64, 100, 128, 256
 REFERENCE = "keras.LSTM"
 KERAS_VARIANTS = ["keras.LSTM", "keras.LSTM+xla", "keras.RNN(LSTMCell)", "lstm-xla", "lstm-autodiff", "lstm",
-                  "lstm-native",
+                  "lstm-native", "layernorm_lstm-native",
                   "peephole_lstm", "cifg_lstm", "layernorm_lstm", "gru", "gru+reset_after", "elman", "irnn", "urnn",
                   "scrn"]
 TORCH_VARIANTS = ["torch.LSTM", "torch.LSTM+packed"]
@@ -71,8 +71,8 @@ def _keras_tokens_per_second(variant: str, steps: int) -> float:
         rnn = keras.layers.RNN(keras.layers.LSTMCell(UNITS))
     elif variant == "gru+reset_after":
         rnn, jit = Recurrent(cells.get("gru", UNITS, reset_after=True)), True
-    elif variant == "lstm-native":
-        rnn, jit = Recurrent(cells.get("lstm", UNITS), native=True), False
+    elif variant.endswith("-native"):
+        rnn, jit = Recurrent(cells.get(variant.removesuffix("-native"), UNITS), native=True), False
     else:
         name = variant.removesuffix("-xla").removesuffix("-autodiff")
         rnn = Recurrent(cells.get(name, UNITS), batched_gradient=not variant.endswith("-autodiff"))
@@ -166,13 +166,14 @@ def main() -> None:
         variants.insert(0, REFERENCE)
     if args.variants is None and importlib.util.find_spec("torch") is not None:
         variants.extend(TORCH_VARIANTS)
-    if "lstm-native" in variants:
+    native = [v for v in variants if v.endswith("-native")]
+    if native:
         from layers import native_lstm
 
         reason = native_lstm.unavailable_reason()  # builds it once, before the variants' processes
         if reason is not None:
-            variants.remove("lstm-native")
-            print(f"lstm-native left out: {reason}")
+            variants = [v for v in variants if v not in native]
+            print(f"{', '.join(native)} left out: {reason}")
     results = rounds("benchmarks.cells", [*variants, PEAK], args.rounds, ["--steps", str(args.steps)],
                      "tokens_per_second")
     reference, peak = median(results[REFERENCE]), max(results[PEAK], default=float("nan"))  # the best: a peak

@@ -1,6 +1,7 @@
 """The LSTM recurrence over MKL's packed GEMM, a native TensorFlow op built on first use.
 
-`Recurrent(LSTMCell(...), native=True)` trains through it: the recurrent kernel is packed once
+`Recurrent(LSTMCell(...), native=True)` (or `LayerNormLSTMCell`, whose two per-step layer
+normalisations the op does too) trains through it: the recurrent kernel is packed once
 per sequence and every step's h_{t-1} U (forward) and dz_t U^T (backward) multiplies the packed
 copy, as oneDNN's fused RNN primitive does; the input projection and the recurrent kernel's
 gradient dU = H^T dZ are whole-sequence matmuls in TensorFlow. Masks keep `keras.layers.RNN`'s
@@ -102,17 +103,19 @@ def _zeros_if_none(gradient, like):
 
 
 def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace):
-    z_in, mask, h0, c0, kernel = op.inputs
+    z_in, mask, h0, c0, kernel, norms = op.inputs
     outputs, h, c, h_states, workspace = op.outputs
-    zero_output = op.get_attr("zero_output")
-    d_z, d_h0, d_c0 = library().rnnapps_lstm_grad(
-        mask, c0, kernel, workspace, _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h),
-        _zeros_if_none(d_c, c), zero_output=zero_output)
+    layer_norm = op.get_attr("layer_norm")
+    d_z, d_recurrent, d_h0, d_c0, d_norms = library().rnnapps_lstm_grad(
+        mask, c0, kernel, norms, workspace, _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h),
+        _zeros_if_none(d_c, c), zero_output=op.get_attr("zero_output"), layer_norm=layer_norm)
+    if not layer_norm:
+        d_recurrent = d_z  # z = z_in + h U
     # dU for every step at once: the states each step multiplied by U, (units, time * batch) x (time * batch, gates)
     h_prev = tf.concat([h0[None], h_states[:-1]], axis=0)
-    d_kernel = tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h0)[1]]), tf.reshape(d_z, [-1, tf.shape(kernel)[1]]),
-                         transpose_a=True)
-    return d_z, None, d_h0, d_c0, d_kernel
+    d_kernel = tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h0)[1]]),
+                         tf.reshape(d_recurrent, [-1, tf.shape(kernel)[1]]), transpose_a=True)
+    return d_z, None, d_h0, d_c0, d_kernel, d_norms
 
 
 tf.no_gradient("RnnappsLstmGrad")
@@ -120,15 +123,19 @@ tf.RegisterGradient("RnnappsLstm")(_gradient)
 
 
 def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_backwards=False,
-                  zero_output_for_mask=False):
+                  zero_output_for_mask=False, norms=None, epsilon=1e-5):
     """`layers.LSTMCell`'s recurrence over `projected` (time, batch, 4 units: x_t W + b) from
-    initial_state [h, c]; mask (time, batch) bool or None. Returns (last_output, outputs (time,
-    batch, units), [h, c]) as `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
+    initial_state [h, c]; mask (time, batch) bool or None. With `norms` (gamma_h, beta_h,
+    gamma_c, beta_c), `layers.LayerNormLSTMCell`'s (projected: LN(x_t W) + b). Returns
+    (last_output, outputs (time, batch, units), [h, c]) as
+    `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
     if go_backwards:
         projected = tf.reverse(projected, [0])
         mask = None if mask is None else tf.reverse(mask, [0])
     mask = tf.ones(tf.shape(projected)[:2]) if mask is None else tf.cast(mask, tf.float32)
     h0, c0 = initial_state
-    outputs, h, c, _, _ = library().rnnapps_lstm(projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel),
-                                                 zero_output=bool(zero_output_for_mask))
+    packed_norms = tf.zeros([0]) if norms is None else tf.concat([tf.convert_to_tensor(v) for v in norms], 0)
+    outputs, h, c, _, _ = library().rnnapps_lstm(
+        projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel), packed_norms,
+        zero_output=bool(zero_output_for_mask), layer_norm=norms is not None, epsilon=epsilon)
     return outputs[-1], outputs, [h, c]

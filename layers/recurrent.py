@@ -9,14 +9,16 @@ import tensorflow as tf
 from keras import ops, tree
 
 from layers import PACKAGE
-from layers.batched_gradient import batched_gradient_rnn
 from layers import native_lstm
+from layers.batched_gradient import batched_gradient_rnn
 from layers.internals import time_major_rnn
+from layers.layernorm_lstm_cell import EPSILON, LayerNormLSTMCell
 from layers.lstm_cell import LSTMCell
 from layers.recurrent_cell import RecurrentCell
 from layers.sequence_dropout import SequenceDropout
 
 HALF = ("bfloat16", "float16")
+NATIVE_CELLS = (LSTMCell, LayerNormLSTMCell)  # what layers.native_lstm runs
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -42,7 +44,7 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     one matmul over all steps, as the fused kernels do (`batched_gradient=False`: autodiff of
     the plain loop; same numbers to rounding).
 
-    `native=True` (an `LSTMCell` only, without `recurrent_dropout` or `unroll`) trains through
+    `native=True` (`LSTMCell` or `LayerNormLSTMCell`, without `recurrent_dropout` or `unroll`) trains through
     `layers.native_lstm`: a CPU op over MKL's packed GEMM, built on first use (the `native`
     extra), outside XLA, so the model is compiled with `jit_compile=False`; inference and
     exports run the loop above. Its gradients equal the plain loop's to rounding.
@@ -62,9 +64,10 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     def __init__(self, *args, batched_gradient: bool = True, native: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.batched_gradient, self.native = bool(batched_gradient), bool(native)
-        if self.native and (type(self.cell) is not LSTMCell or self.state_dropout or self.unroll):
-            raise ValueError(f"native=True runs layers.LSTMCell without recurrent_dropout or unroll; received "
-                             f"{type(self.cell).__name__}, recurrent_dropout={self.state_dropout}, unroll={self.unroll}")
+        if self.native and (type(self.cell) not in NATIVE_CELLS or self.state_dropout or self.unroll):
+            raise ValueError(f"native=True runs layers.LSTMCell or LayerNormLSTMCell without recurrent_dropout or "
+                             f"unroll; received {type(self.cell).__name__}, recurrent_dropout={self.state_dropout}, "
+                             f"unroll={self.unroll}")
         if self.compute_dtype in HALF and isinstance(self.cell, RecurrentCell) and not tf.config.list_physical_devices(
                 "GPU"):
             # XLA on a CPU emulates bfloat16 elementwise: our cells trained 4x slower under
@@ -101,9 +104,11 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
             if reason is not None:
                 raise native_lstm.NativeUnavailable(f"{self.name}: native=True, but the native LSTM is unavailable: "
                                                     f"{reason}")
+            norms = ((cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta)
+                     if isinstance(cell, LayerNormLSTMCell) else None)
             last_output, outputs, states = native_lstm.lstm_sequence(
                 step_inputs, cell.recurrent_kernel, list(initial_state), mask=mask, go_backwards=self.go_backwards,
-                zero_output_for_mask=self.zero_output_for_mask)
+                zero_output_for_mask=self.zero_output_for_mask, norms=norms, epsilon=EPSILON)
             return last_output, ops.transpose(outputs, (1, 0, 2)), states
         if training and self.batched_gradient and getattr(cell, "fits_template", False) and not self.unroll:
             last_output, outputs, states = batched_gradient_rnn(

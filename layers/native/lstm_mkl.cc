@@ -7,6 +7,9 @@
 //   z_t = z_in[t] + h_{t-1} U;  i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of z_t's four blocks
 //   c_t = f c_{t-1} + i g;  h_t = o tanh(c_t);  out_t = h_t
 // and where mask[t, n] == 0 row n keeps h, c and repeats out_{t-1} (zeros with zero_output).
+// With layer_norm (layers.LayerNormLSTMCell; z_in then holds LN(x_t W) + b):
+//   z_t = z_in[t] + LN(h_{t-1} U; gamma_h, beta_h);  h_t = o tanh(LN(c_t; gamma_c, beta_c))
+// each LN over a row's units: (v - mean) / sqrt(variance + epsilon) * gamma + beta.
 #include <mkl.h>
 #include <cmath>
 #include <cstring>
@@ -21,11 +24,14 @@ REGISTER_OP("RnnappsLstm")
     .Input("mask: float")  // (time, batch): 1 runs the step, 0 skips it
     .Input("h0: float").Input("c0: float")
     .Input("recurrent_kernel: float")  // (units, 4 units)
+    .Input("norms: float")  // layer_norm: gamma_h, beta_h (4 units each), gamma_c, beta_c (units each); else empty
     .Attr("zero_output: bool = false")
+    .Attr("layer_norm: bool = false")
+    .Attr("epsilon: float = 1e-5")
     .Output("outputs: float")  // (time, batch, units)
     .Output("h: float").Output("c: float")  // final states
     .Output("h_states: float")  // (time, batch, units): h after each step, for the gradient
-    .Output("workspace: float")  // gate activations and cell states
+    .Output("workspace: float")  // gate activations, cell states (and the normalised values, 1 / std)
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       auto z = c->input(0), h0 = c->input(2);
       auto seq = c->MakeShape({c->Dim(z, 0), c->Dim(z, 1), c->Dim(h0, 1)});
@@ -38,17 +44,22 @@ REGISTER_OP("RnnappsLstm")
     });
 
 REGISTER_OP("RnnappsLstmGrad")
-    .Input("mask: float").Input("c0: float").Input("recurrent_kernel: float")
+    .Input("mask: float").Input("c0: float").Input("recurrent_kernel: float").Input("norms: float")
     .Input("workspace: float")
     .Input("d_outputs: float").Input("d_h: float").Input("d_c: float")
     .Attr("zero_output: bool = false")
+    .Attr("layer_norm: bool = false")
     .Output("d_z_in: float")  // (time, batch, 4 units)
+    .Output("d_recurrent: float")  // layer_norm: d(h_{t-1} U) (time, batch, 4 units), for dU; else empty
     .Output("d_h0: float").Output("d_c0: float")
+    .Output("d_norms: float")  // as norms
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      auto d = c->input(4), h = c->input(5);
+      auto d = c->input(5), h = c->input(6);
       c->set_output(0, c->MakeShape({c->Dim(d, 0), c->Dim(d, 1), c->UnknownDim()}));
-      c->set_output(1, h);
+      c->set_output(1, c->UnknownShape());
       c->set_output(2, h);
+      c->set_output(3, h);
+      c->set_output(4, c->input(3));
       return OkStatus();
     });
 
@@ -62,6 +73,30 @@ void UseGnuThreads() {
     return true;
   }();
   (void)done;
+}
+
+// v (size) <- (v - mean) / sqrt(variance + epsilon); returns 1 / sqrt(variance + epsilon).
+inline float NormaliseRow(float* v, int64_t size, float epsilon) {
+  float mean = 0.0f, square = 0.0f;
+#pragma omp simd reduction(+ : mean)
+  for (int64_t j = 0; j < size; ++j) mean += v[j];
+  mean /= size;
+#pragma omp simd reduction(+ : square)
+  for (int64_t j = 0; j < size; ++j) square += (v[j] - mean) * (v[j] - mean);
+  const float inverse = 1.0f / std::sqrt(square / size + epsilon);
+#pragma omp simd
+  for (int64_t j = 0; j < size; ++j) v[j] = (v[j] - mean) * inverse;
+  return inverse;
+}
+
+// The gradient of a normalised row: d <- inverse * (d - mean(d) - v * mean(d v)), v the normalised values.
+inline void NormaliseRowGradient(float* d, const float* v, int64_t size, float inverse) {
+  float sum = 0.0f, dot = 0.0f;
+#pragma omp simd reduction(+ : sum, dot)
+  for (int64_t j = 0; j < size; ++j) sum += d[j], dot += d[j] * v[j];
+  sum /= size, dot /= size;
+#pragma omp simd
+  for (int64_t j = 0; j < size; ++j) d[j] = inverse * (d[j] - sum - v[j] * dot);
 }
 
 const float* In(OpKernelContext* ctx, int i) { return ctx->input(i).flat<float>().data(); }
@@ -94,32 +129,50 @@ class LstmOp : public OpKernel {
   explicit LstmOp(OpKernelConstruction* c) : OpKernel(c) {
     UseGnuThreads();
     OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
+    OP_REQUIRES_OK(c, c->GetAttr("layer_norm", &layer_norm_));
+    OP_REQUIRES_OK(c, c->GetAttr("epsilon", &epsilon_));
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& z_in = ctx->input(0);
     const int64_t T = z_in.dim_size(0), N = z_in.dim_size(1), H = ctx->input(2).dim_size(1), G = 4 * H;
     OP_REQUIRES(ctx, z_in.dim_size(2) == G && ctx->input(4).dim_size(0) == H && ctx->input(4).dim_size(1) == G,
                 errors::InvalidArgument("z_in (time, batch, 4 units) and recurrent_kernel (units, 4 units) expected"));
+    OP_REQUIRES(ctx, ctx->input(5).NumElements() == (layer_norm_ ? 2 * G + 2 * H : 0),
+                errors::InvalidArgument("norms: gamma_h, beta_h, gamma_c, beta_c with layer_norm, else empty"));
     Tensor *out, *h, *c, *hs, *ws;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, H}), &out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &h));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &c));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({T, N, H}), &hs));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H}), &ws));
-    const float *mask = In(ctx, 1), *h0 = In(ctx, 2), *c0 = In(ctx, 3);
+    const int64_t norm_size = layer_norm_ ? T * N * G + T * N * H + 2 * T * N : 0;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H + norm_size}), &ws));
+    const float *mask = In(ctx, 1), *h0 = In(ctx, 2), *c0 = In(ctx, 3), *norms = In(ctx, 5);
+    const float *gamma_h = norms, *beta_h = norms + G, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
     float *gates = Out(ws), *cs = gates + T * N * G, *hs_ = Out(hs), *out_ = Out(out);
+    // layer_norm: the normalised h_{t-1} U and c_t, and each row's 1 / std of them
+    float *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G, *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
     std::memcpy(gates, In(ctx, 0), sizeof(float) * T * N * G);
     if (N > 0 && H > 0) {
       PackedKernel u(In(ctx, 4), N, H, false);
       for (int64_t t = 0; t < T; ++t) {
         const float *h_prev = t ? hs_ + (t - 1) * N * H : h0, *c_prev = t ? cs + (t - 1) * N * H : c0;
         float *z = gates + t * N * G, *c_t = cs + t * N * H, *h_t = hs_ + t * N * H, *o_t = out_ + t * N * H;
-        u.Multiply(h_prev, N, 1.0f, z);
+        float *r_t = r_hat + t * N * G, *ch_t = c_hat + t * N * H;
+        if (layer_norm_)
+          u.Multiply(h_prev, N, 0.0f, r_t);
+        else
+          u.Multiply(h_prev, N, 1.0f, z);
 #pragma omp parallel for
         for (int64_t n = 0; n < N; ++n) {
           const int64_t r = n * H;
           float* zn = z + n * G;
           if (mask[t * N + n] != 0.0f) {
+            if (layer_norm_) {
+              float* rn = r_t + n * G;
+              r_inv[t * N + n] = NormaliseRow(rn, G, epsilon_);
+#pragma omp simd
+              for (int64_t k = 0; k < G; ++k) zn[k] += gamma_h[k] * rn[k] + beta_h[k];
+            }
 #pragma omp simd
             for (int64_t j = 0; j < H; ++j) {
               const float i = Sigmoid(zn[j]), f = Sigmoid(zn[H + j]), g = std::tanh(zn[2 * H + j]),
@@ -128,6 +181,14 @@ class LstmOp : public OpKernel {
               zn[j] = i, zn[H + j] = f, zn[2 * H + j] = g, zn[3 * H + j] = o;
               c_t[r + j] = cell;
               h_t[r + j] = o_t[r + j] = o * std::tanh(cell);
+            }
+            if (layer_norm_) {
+              float* cn = ch_t + r;
+              std::memcpy(cn, c_t + r, sizeof(float) * H);
+              c_inv[t * N + n] = NormaliseRow(cn, H, epsilon_);
+#pragma omp simd
+              for (int64_t j = 0; j < H; ++j)
+                h_t[r + j] = o_t[r + j] = zn[3 * H + j] * std::tanh(gamma_c[j] * cn[j] + beta_c[j]);
             }
           } else {
             std::memcpy(c_t + r, c_prev + r, sizeof(float) * H);
@@ -145,7 +206,8 @@ class LstmOp : public OpKernel {
   }
 
  private:
-  bool zero_output_;
+  bool zero_output_, layer_norm_;
+  float epsilon_;
 };
 
 class LstmGradOp : public OpKernel {
@@ -153,66 +215,127 @@ class LstmGradOp : public OpKernel {
   explicit LstmGradOp(OpKernelConstruction* c) : OpKernel(c) {
     UseGnuThreads();
     OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
+    OP_REQUIRES_OK(c, c->GetAttr("layer_norm", &layer_norm_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& d_outputs = ctx->input(4);
+    const Tensor& d_outputs = ctx->input(5);
     const int64_t T = d_outputs.dim_size(0), N = d_outputs.dim_size(1), H = d_outputs.dim_size(2), G = 4 * H;
-    Tensor *d_z, *d_h, *d_c, carry_t, keep_t;
+    const int64_t NG = layer_norm_ ? N * G : 0, NH = layer_norm_ ? N * H : 0;
+    Tensor *d_z, *d_rec, *d_h, *d_c, *d_norms, carry_t, keep_t, sums_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, G}), &d_z));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &d_h));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &d_c));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({layer_norm_ ? T : 0, N, G}), &d_rec));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &d_h));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({N, H}), &d_c));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, ctx->input(3).shape(), &d_norms));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &carry_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &keep_t));
-    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *gates = In(ctx, 3), *cs = gates + T * N * G;
+    // per-row sums over the steps of the norms' gradients (rows are a thread's own), added up at the end
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({2 * NG + 2 * NH + NH}), &sums_t));
+    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *norms = In(ctx, 3), *gates = In(ctx, 4);
+    const float *cs = gates + T * N * G, *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G;
+    const float *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
+    const float *gamma_h = norms, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
     const float* d_out = d_outputs.flat<float>().data();
     // dh, dc: the gradients of the states after step t; carry: of out_t through the masked steps after it
     // that repeated it; keep: what a skipped row passes on to h_{t-1} unchanged.
-    float *dz = Out(d_z), *dh = Out(d_h), *dc = Out(d_c), *carry = Out(&carry_t), *keep = Out(&keep_t);
-    std::memcpy(dh, In(ctx, 5), sizeof(float) * N * H);
-    std::memcpy(dc, In(ctx, 6), sizeof(float) * N * H);
+    float *dz = Out(d_z), *dr = Out(d_rec), *dh = Out(d_h), *dc = Out(d_c), *carry = Out(&carry_t);
+    float *keep = Out(&keep_t), *sums = Out(&sums_t);
+    float *s_gamma_h = sums, *s_beta_h = sums + NG, *s_gamma_c = sums + 2 * NG, *s_beta_c = s_gamma_c + NH;
+    float* d_lc_row = s_beta_c + NH;  // layer_norm: d LN(c_t) of the current step, per row
+    std::memcpy(dh, In(ctx, 6), sizeof(float) * N * H);
+    std::memcpy(dc, In(ctx, 7), sizeof(float) * N * H);
     std::memset(carry, 0, sizeof(float) * N * H);
-    if (N == 0 || H == 0) return;
-    PackedKernel u_t(In(ctx, 2), N, H, true);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const float *z = gates + t * N * G, *c_t = cs + t * N * H, *c_prev = t ? cs + (t - 1) * N * H : c0;
-      const float* d_out_t = d_out + t * N * H;
-      float* dz_t = dz + t * N * G;
+    std::memset(sums, 0, sizeof(float) * sums_t.NumElements());
+    if (N > 0 && H > 0) {
+      PackedKernel u_t(In(ctx, 2), N, H, true);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const float *z = gates + t * N * G, *c_t = cs + t * N * H, *c_prev = t ? cs + (t - 1) * N * H : c0;
+        const float *d_out_t = d_out + t * N * H, *ch_t = c_hat + t * N * H, *r_t = r_hat + t * N * G;
+        float *dz_t = dz + t * N * G, *dr_t = dr + (layer_norm_ ? t * N * G : 0);
 #pragma omp parallel for
-      for (int64_t n = 0; n < N; ++n) {
-        const int64_t r = n * H;
-        const float* zn = z + n * G;
-        float* dzn = dz_t + n * G;
-        if (mask[t * N + n] != 0.0f) {
+        for (int64_t n = 0; n < N; ++n) {
+          const int64_t r = n * H;
+          const float* zn = z + n * G;
+          float* dzn = dz_t + n * G;
+          if (mask[t * N + n] != 0.0f) {
+            if (layer_norm_) {  // h = o tanh(LN(c)): d LN(c) into d_lc_row, then through the norm
+              float* dl = d_lc_row + r;
+              const float* cn = ch_t + r;
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const int64_t k = r + j;
-            const float i = zn[j], f = zn[H + j], g = zn[2 * H + j], o = zn[3 * H + j];
-            const float tc = std::tanh(c_t[k]), d_ht = dh[k] + d_out_t[k] + carry[k];
-            const float d_ct = dc[k] + d_ht * o * (1.0f - tc * tc);
-            dzn[j] = d_ct * g * i * (1.0f - i);
-            dzn[H + j] = d_ct * c_prev[k] * f * (1.0f - f);
-            dzn[2 * H + j] = d_ct * i * (1.0f - g * g);
-            dzn[3 * H + j] = d_ht * tc * o * (1.0f - o);
-            dc[k] = d_ct * f;
-            carry[k] = 0.0f;
-            keep[k] = 0.0f;
-          }
-        } else {
-          std::memset(dzn, 0, sizeof(float) * G);
-          for (int64_t j = 0; j < H; ++j) {
-            const int64_t k = r + j;
-            carry[k] = zero_output_ ? 0.0f : carry[k] + d_out_t[k];
-            keep[k] = dh[k];
+              for (int64_t j = 0; j < H; ++j) {
+                const int64_t k = r + j;
+                const float o = zn[3 * H + j], lc = std::tanh(gamma_c[j] * cn[j] + beta_c[j]);
+                const float d_ht = dh[k] + d_out_t[k] + carry[k], d_lc = d_ht * o * (1.0f - lc * lc);
+                dzn[3 * H + j] = d_ht * lc * o * (1.0f - o);
+                s_gamma_c[k] += d_lc * cn[j];
+                s_beta_c[k] += d_lc;
+                dl[j] = d_lc * gamma_c[j];
+              }
+              NormaliseRowGradient(dl, cn, H, c_inv[t * N + n]);
+#pragma omp simd
+              for (int64_t j = 0; j < H; ++j) {
+                const int64_t k = r + j;
+                const float i = zn[j], f = zn[H + j], g = zn[2 * H + j];
+                const float d_ct = dc[k] + dl[j];
+                dzn[j] = d_ct * g * i * (1.0f - i);
+                dzn[H + j] = d_ct * c_prev[k] * f * (1.0f - f);
+                dzn[2 * H + j] = d_ct * i * (1.0f - g * g);
+                dc[k] = d_ct * f;
+                carry[k] = 0.0f;
+                keep[k] = 0.0f;
+              }
+              // z = z_in + LN(h U): d(h U) through the recurrent norm
+              float* drn = dr_t + n * G;
+              const float* rn = r_t + n * G;
+#pragma omp simd
+              for (int64_t k = 0; k < G; ++k) {
+                s_gamma_h[n * G + k] += dzn[k] * rn[k];
+                s_beta_h[n * G + k] += dzn[k];
+                drn[k] = dzn[k] * gamma_h[k];
+              }
+              NormaliseRowGradient(drn, rn, G, r_inv[t * N + n]);
+            } else {
+#pragma omp simd
+              for (int64_t j = 0; j < H; ++j) {
+                const int64_t k = r + j;
+                const float i = zn[j], f = zn[H + j], g = zn[2 * H + j], o = zn[3 * H + j];
+                const float tc = std::tanh(c_t[k]), d_ht = dh[k] + d_out_t[k] + carry[k];
+                const float d_ct = dc[k] + d_ht * o * (1.0f - tc * tc);
+                dzn[j] = d_ct * g * i * (1.0f - i);
+                dzn[H + j] = d_ct * c_prev[k] * f * (1.0f - f);
+                dzn[2 * H + j] = d_ct * i * (1.0f - g * g);
+                dzn[3 * H + j] = d_ht * tc * o * (1.0f - o);
+                dc[k] = d_ct * f;
+                carry[k] = 0.0f;
+                keep[k] = 0.0f;
+              }
+            }
+          } else {
+            std::memset(dzn, 0, sizeof(float) * G);
+            if (layer_norm_) std::memset(dr_t + n * G, 0, sizeof(float) * G);
+            for (int64_t j = 0; j < H; ++j) {
+              const int64_t k = r + j;
+              carry[k] = zero_output_ ? 0.0f : carry[k] + d_out_t[k];
+              keep[k] = dh[k];
+            }
           }
         }
+        std::memcpy(dh, keep, sizeof(float) * N * H);
+        u_t.Multiply(layer_norm_ ? dr_t : dz_t, N, 1.0f, dh);  // dh_{t-1} = kept + d(h U)_t U^T
       }
-      std::memcpy(dh, keep, sizeof(float) * N * H);
-      u_t.Multiply(dz_t, N, 1.0f, dh);  // dh_{t-1} = kept + dz_t U^T
     }
+    float* d_norm = Out(d_norms);  // gamma_h, beta_h, gamma_c, beta_c: the rows' sums added up
+    std::memset(d_norm, 0, sizeof(float) * d_norms->NumElements());
+    if (layer_norm_)
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t k = 0; k < G; ++k) d_norm[k] += s_gamma_h[n * G + k], d_norm[G + k] += s_beta_h[n * G + k];
+        for (int64_t j = 0; j < H; ++j)
+          d_norm[2 * G + j] += s_gamma_c[n * H + j], d_norm[2 * G + H + j] += s_beta_c[n * H + j];
+      }
   }
 
  private:
-  bool zero_output_;
+  bool zero_output_, layer_norm_;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 """`layers.native_lstm`: the LSTM recurrence over MKL's packed GEMM gives the plain loop's outputs
-and gradients (masks with holes, go_backwards, zeroed outputs, carried states, DropConnect), and
+and gradients (masks with holes, go_backwards, zeroed outputs, carried states, DropConnect), for
+`LSTMCell` and `LayerNormLSTMCell`, and
 stays out of inference graphs. Built on first use; in CI (the test extra installs MKL) it must build."""
 
 import os
@@ -22,24 +23,28 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"native LSTM unavail
 MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 0, 0]], bool)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm"])
 @pytest.mark.parametrize("options", [
     {},
     {"go_backwards": True},
     {"zero_output_for_mask": True, "carried": True},
     {"return_sequences": False, "carried": True, "go_backwards": True},
 ], ids=["masked", "backwards", "zero-output+carried", "last-output+carried+backwards"])
-def test_outputs_and_gradients_equal_the_plain_loop(options):
-    plain = gradients("lstm", {}, batched=False, mask=MASK, **options)
-    native = gradients("lstm", {}, batched=False, mask=MASK, native=True, **options)
-    assert len(native) == len(plain) >= 4  # inputs, kernel, recurrent kernel, bias (and the states)
+def test_outputs_and_gradients_equal_the_plain_loop(cell, options):
+    """Gradients of the inputs, every weight (the layer norms' gammas and betas too) and the
+    carried states."""
+    plain = gradients(cell, {}, batched=False, mask=MASK, **options)
+    native = gradients(cell, {}, batched=False, mask=MASK, native=True, **options)
+    assert len(native) == len(plain) >= (10 if cell == "layernorm_lstm" else 4)
     for p, n in zip(plain, native):
         np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
 
 
-def test_input_dropout_and_dropconnect_draw_the_same_masks():
+@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm"])
+def test_input_dropout_and_dropconnect_draw_the_same_masks(cell):
     """Dropout of the inputs and DropConnect of U come before the op: the same seed, the same masks."""
-    plain = gradients("lstm", {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0)
-    native = gradients("lstm", {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0, native=True)
+    plain = gradients(cell, {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0)
+    native = gradients(cell, {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0, native=True)
     for p, n in zip(plain, native):
         np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
 
