@@ -103,11 +103,11 @@ def _zeros_if_none(gradient, like):
 
 
 def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace):
-    z_in, mask, h0, c0, kernel, norms = op.inputs
+    z_in, mask, h0, c0, kernel, norms, input_norm = op.inputs
     outputs, h, c, h_states, workspace = op.outputs
     layer_norm = op.get_attr("layer_norm")
-    d_z, d_recurrent, d_h0, d_c0, d_norms = library().rnnapps_lstm_grad(
-        mask, c0, kernel, norms, workspace, _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h),
+    d_z, d_recurrent, d_h0, d_c0, d_norms, d_input_norm = library().rnnapps_lstm_grad(
+        mask, c0, kernel, norms, input_norm, workspace, _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h),
         _zeros_if_none(d_c, c), zero_output=op.get_attr("zero_output"), layer_norm=layer_norm)
     if not layer_norm:
         d_recurrent = d_z  # z = z_in + h U
@@ -115,7 +115,7 @@ def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace):
     h_prev = tf.concat([h0[None], h_states[:-1]], axis=0)
     d_kernel = tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h0)[1]]),
                          tf.reshape(d_recurrent, [-1, tf.shape(kernel)[1]]), transpose_a=True)
-    return d_z, None, d_h0, d_c0, d_kernel, d_norms
+    return d_z, None, d_h0, d_c0, d_kernel, d_norms, d_input_norm
 
 
 tf.no_gradient("RnnappsLstmGrad")
@@ -123,10 +123,11 @@ tf.RegisterGradient("RnnappsLstm")(_gradient)
 
 
 def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_backwards=False,
-                  zero_output_for_mask=False, norms=None, epsilon=1e-5):
+                  zero_output_for_mask=False, norms=None, input_norm=None, epsilon=1e-5):
     """`layers.LSTMCell`'s recurrence over `projected` (time, batch, 4 units: x_t W + b) from
     initial_state [h, c]; mask (time, batch) bool or None. With `norms` (gamma_h, beta_h,
-    gamma_c, beta_c), `layers.LayerNormLSTMCell`'s (projected: LN(x_t W) + b). Returns
+    gamma_c, beta_c), `layers.LayerNormLSTMCell`'s: projected is LN(x_t W) + b, or x_t W with
+    `input_norm` (gamma_x, beta_x, b), which the op then normalises itself. Returns
     (last_output, outputs (time, batch, units), [h, c]) as
     `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
     if go_backwards:
@@ -134,8 +135,10 @@ def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_back
         mask = None if mask is None else tf.reverse(mask, [0])
     mask = tf.ones(tf.shape(projected)[:2]) if mask is None else tf.cast(mask, tf.float32)
     h0, c0 = initial_state
-    packed_norms = tf.zeros([0]) if norms is None else tf.concat([tf.convert_to_tensor(v) for v in norms], 0)
+    def pack(vectors):
+        return tf.zeros([0]) if vectors is None else tf.concat([tf.convert_to_tensor(v) for v in vectors], 0)
+
     outputs, h, c, _, _ = library().rnnapps_lstm(
-        projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel), packed_norms,
+        projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel), pack(norms), pack(input_norm),
         zero_output=bool(zero_output_for_mask), layer_norm=norms is not None, epsilon=epsilon)
     return outputs[-1], outputs, [h, c]

@@ -95,21 +95,23 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         inputs = ops.transpose(sequences, (1, 0, 2))  # (time, batch, features)
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
-        step_inputs = cell.sequence_inputs(inputs, mask, training)  # e.g. (time, batch, projection_size)
-        # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.
-        collect = bool(training) and getattr(cell, "collects_statistics", False)
-
         if training and self.native:
             reason = native_lstm.unavailable_reason()
             if reason is not None:
                 raise native_lstm.NativeUnavailable(f"{self.name}: native=True, but the native LSTM is unavailable: "
                                                     f"{reason}")
-            norms = ((cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta)
-                     if isinstance(cell, LayerNormLSTMCell) else None)
+            layer_norm = isinstance(cell, LayerNormLSTMCell)  # the op normalises x W too, in one pass
+            norms = {"norms": (cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta),
+                     "input_norm": (cell.input_gamma, cell.input_beta, cell.bias)} if layer_norm else {}
             last_output, outputs, states = native_lstm.lstm_sequence(
-                step_inputs, cell.recurrent_kernel, list(initial_state), mask=mask, go_backwards=self.go_backwards,
-                zero_output_for_mask=self.zero_output_for_mask, norms=norms, epsilon=EPSILON)
+                cell.input_matmul(inputs) if layer_norm else cell.sequence_inputs(inputs, mask, training),
+                cell.recurrent_kernel, list(initial_state), mask=mask, go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask, epsilon=EPSILON, **norms)
             return last_output, ops.transpose(outputs, (1, 0, 2)), states
+        step_inputs = cell.sequence_inputs(inputs, mask, training)  # e.g. (time, batch, projection_size)
+        # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.
+        collect = bool(training) and getattr(cell, "collects_statistics", False)
+
         if training and self.batched_gradient and getattr(cell, "fits_template", False) and not self.unroll:
             last_output, outputs, states = batched_gradient_rnn(
                 cell, step_inputs, list(initial_state), mask=mask, state_mask=state_mask, go_backwards=self.go_backwards,

@@ -13,6 +13,7 @@
 #include <mkl.h>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -25,6 +26,7 @@ REGISTER_OP("RnnappsLstm")
     .Input("h0: float").Input("c0: float")
     .Input("recurrent_kernel: float")  // (units, 4 units)
     .Input("norms: float")  // layer_norm: gamma_h, beta_h (4 units each), gamma_c, beta_c (units each); else empty
+    .Input("input_norm: float")  // gamma_x, beta_x, b (4 units each): z_in is then x_t W, normalised here; else empty
     .Attr("zero_output: bool = false")
     .Attr("layer_norm: bool = false")
     .Attr("epsilon: float = 1e-5")
@@ -45,7 +47,7 @@ REGISTER_OP("RnnappsLstm")
 
 REGISTER_OP("RnnappsLstmGrad")
     .Input("mask: float").Input("c0: float").Input("recurrent_kernel: float").Input("norms: float")
-    .Input("workspace: float")
+    .Input("input_norm: float").Input("workspace: float")
     .Input("d_outputs: float").Input("d_h: float").Input("d_c: float")
     .Attr("zero_output: bool = false")
     .Attr("layer_norm: bool = false")
@@ -53,13 +55,15 @@ REGISTER_OP("RnnappsLstmGrad")
     .Output("d_recurrent: float")  // layer_norm: d(h_{t-1} U) (time, batch, 4 units), for dU; else empty
     .Output("d_h0: float").Output("d_c0: float")
     .Output("d_norms: float")  // as norms
+    .Output("d_input_norm: float")  // as input_norm
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      auto d = c->input(5), h = c->input(6);
+      auto d = c->input(6), h = c->input(7);
       c->set_output(0, c->MakeShape({c->Dim(d, 0), c->Dim(d, 1), c->UnknownDim()}));
       c->set_output(1, c->UnknownShape());
       c->set_output(2, h);
       c->set_output(3, h);
       c->set_output(4, c->input(3));
+      c->set_output(5, c->input(4));
       return OkStatus();
     });
 
@@ -139,19 +143,35 @@ class LstmOp : public OpKernel {
                 errors::InvalidArgument("z_in (time, batch, 4 units) and recurrent_kernel (units, 4 units) expected"));
     OP_REQUIRES(ctx, ctx->input(5).NumElements() == (layer_norm_ ? 2 * G + 2 * H : 0),
                 errors::InvalidArgument("norms: gamma_h, beta_h, gamma_c, beta_c with layer_norm, else empty"));
+    const bool input_norm = ctx->input(6).NumElements() > 0;
+    OP_REQUIRES(ctx, !input_norm || (layer_norm_ && ctx->input(6).NumElements() == 3 * G),
+                errors::InvalidArgument("input_norm: gamma_x, beta_x, b (4 units each) with layer_norm, or empty"));
     Tensor *out, *h, *c, *hs, *ws;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, H}), &out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &h));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &c));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({T, N, H}), &hs));
     const int64_t norm_size = layer_norm_ ? T * N * G + T * N * H + 2 * T * N : 0;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H + norm_size}), &ws));
+    const int64_t input_size = input_norm ? T * N * G + T * N : 0;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H + norm_size + input_size}), &ws));
     const float *mask = In(ctx, 1), *h0 = In(ctx, 2), *c0 = In(ctx, 3), *norms = In(ctx, 5);
     const float *gamma_h = norms, *beta_h = norms + G, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
     float *gates = Out(ws), *cs = gates + T * N * G, *hs_ = Out(hs), *out_ = Out(out);
     // layer_norm: the normalised h_{t-1} U and c_t, and each row's 1 / std of them
     float *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G, *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
     std::memcpy(gates, In(ctx, 0), sizeof(float) * T * N * G);
+    if (input_norm) {  // z_in = LN(x W) + b for every step's rows; keeps the normalised x W and 1 / std
+      float *x_hat = c_inv + T * N, *x_inv = x_hat + T * N * G;
+      const float *gamma_x = In(ctx, 6), *beta_x = gamma_x + G, *b = beta_x + G;
+#pragma omp parallel for
+      for (int64_t row = 0; row < T * N; ++row) {
+        float *xn = x_hat + row * G, *zn = gates + row * G;
+        std::memcpy(xn, zn, sizeof(float) * G);
+        x_inv[row] = NormaliseRow(xn, G, epsilon_);
+#pragma omp simd
+        for (int64_t k = 0; k < G; ++k) zn[k] = gamma_x[k] * xn[k] + beta_x[k] + b[k];
+      }
+    }
     if (N > 0 && H > 0) {
       PackedKernel u(In(ctx, 4), N, H, false);
       for (int64_t t = 0; t < T; ++t) {
@@ -218,20 +238,22 @@ class LstmGradOp : public OpKernel {
     OP_REQUIRES_OK(c, c->GetAttr("layer_norm", &layer_norm_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& d_outputs = ctx->input(5);
+    const Tensor& d_outputs = ctx->input(6);
+    const bool input_norm = ctx->input(4).NumElements() > 0;
     const int64_t T = d_outputs.dim_size(0), N = d_outputs.dim_size(1), H = d_outputs.dim_size(2), G = 4 * H;
     const int64_t NG = layer_norm_ ? N * G : 0, NH = layer_norm_ ? N * H : 0;
-    Tensor *d_z, *d_rec, *d_h, *d_c, *d_norms, carry_t, keep_t, sums_t;
+    Tensor *d_z, *d_rec, *d_h, *d_c, *d_norms, *d_input_norm, carry_t, keep_t, sums_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, N, G}), &d_z));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({layer_norm_ ? T : 0, N, G}), &d_rec));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &d_h));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({N, H}), &d_c));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(4, ctx->input(3).shape(), &d_norms));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(5, ctx->input(4).shape(), &d_input_norm));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &carry_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &keep_t));
     // per-row sums over the steps of the norms' gradients (rows are a thread's own), added up at the end
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({2 * NG + 2 * NH + NH}), &sums_t));
-    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *norms = In(ctx, 3), *gates = In(ctx, 4);
+    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *norms = In(ctx, 3), *gates = In(ctx, 5);
     const float *cs = gates + T * N * G, *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G;
     const float *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
     const float *gamma_h = norms, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
@@ -242,8 +264,8 @@ class LstmGradOp : public OpKernel {
     float *keep = Out(&keep_t), *sums = Out(&sums_t);
     float *s_gamma_h = sums, *s_beta_h = sums + NG, *s_gamma_c = sums + 2 * NG, *s_beta_c = s_gamma_c + NH;
     float* d_lc_row = s_beta_c + NH;  // layer_norm: d LN(c_t) of the current step, per row
-    std::memcpy(dh, In(ctx, 6), sizeof(float) * N * H);
-    std::memcpy(dc, In(ctx, 7), sizeof(float) * N * H);
+    std::memcpy(dh, In(ctx, 7), sizeof(float) * N * H);
+    std::memcpy(dc, In(ctx, 8), sizeof(float) * N * H);
     std::memset(carry, 0, sizeof(float) * N * H);
     std::memset(sums, 0, sizeof(float) * sums_t.NumElements());
     if (N > 0 && H > 0) {
@@ -332,6 +354,33 @@ class LstmGradOp : public OpKernel {
         for (int64_t j = 0; j < H; ++j)
           d_norm[2 * G + j] += s_gamma_c[n * H + j], d_norm[2 * G + H + j] += s_beta_c[n * H + j];
       }
+    float* d_in = Out(d_input_norm);  // gamma_x, beta_x, b; and d(x W) = the norm's gradient of dz gamma_x
+    std::memset(d_in, 0, sizeof(float) * d_input_norm->NumElements());
+    if (input_norm) {
+      const float *x_hat = c_inv + T * N, *x_inv = x_hat + T * N * G, *gamma_x = In(ctx, 4);
+#pragma omp parallel
+      {
+        std::vector<float> local(2 * G, 0.0f);  // this thread's sums of dz x_hat and dz
+#pragma omp for
+        for (int64_t row = 0; row < T * N; ++row) {
+          float* dzn = dz + row * G;
+          const float* xn = x_hat + row * G;
+#pragma omp simd
+          for (int64_t k = 0; k < G; ++k) {
+            local[k] += dzn[k] * xn[k];
+            local[G + k] += dzn[k];
+            dzn[k] *= gamma_x[k];
+          }
+          NormaliseRowGradient(dzn, xn, G, x_inv[row]);
+        }
+#pragma omp critical
+        for (int64_t k = 0; k < G; ++k) {
+          d_in[k] += local[k];
+          d_in[G + k] += local[G + k];
+          d_in[2 * G + k] += local[G + k];  // b and beta_x: both added to z
+        }
+      }
+    }
   }
 
  private:
