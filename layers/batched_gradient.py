@@ -33,6 +33,11 @@ def _zeros_if_none(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
+def reversed_in_time(projected, mask=None):
+    """`go_backwards`: (time, batch, ...) and the (time, batch) mask or None, last step first."""
+    return tf.reverse(projected, [0]), None if mask is None else tf.reverse(mask, [0])
+
+
 def batched_gradient_rnn(cell, projected, initial_state, mask=None, state_mask=None, go_backwards=False,
                          zero_output_for_mask=False, training=False):
     """Runs `cell` (a template cell) over `projected` (time, batch, projection_size), the
@@ -44,8 +49,7 @@ def batched_gradient_rnn(cell, projected, initial_state, mask=None, state_mask=N
     (reversed with go_backwards, as Keras's).
     """
     if go_backwards:
-        projected = tf.reverse(projected, [0])
-        mask = None if mask is None else tf.reverse(mask, [0])
+        projected, mask = reversed_in_time(projected, mask)
     kernel = tf.convert_to_tensor(cell.recurrent_kernel)  # a DropConnect-ed tensor while one is substituted
     if state_mask is None:
         state_mask = tf.ones_like(initial_state[0])

@@ -28,6 +28,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from layers.batched_gradient import reversed_in_time
+from layers.layernorm_lstm_cell import EPSILON, LayerNormLSTMCell
+from layers.lstm_cell import LSTMCell
+
+CELLS = (LSTMCell, LayerNormLSTMCell)  # the cells the op runs (exactly these classes: subclasses change the step)
 SOURCE = Path(__file__).parent / "native" / "lstm_mkl.cc"
 INSTALL_HINT = "install the native extra: pip install -e \".[native]\" (MKL's libraries and headers)"
 
@@ -55,10 +60,11 @@ def _isa_flags() -> list[str]:
     return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags.split()) else []
 
 
-def _command(output: Path) -> list[str]:
+def _command() -> list[str]:
+    """The compiler's command line, without its output file."""
     include, lib = _mkl()
     mkl_rt = sorted(lib.glob("libmkl_rt.so*"))[-1].name
-    return ["c++", "-O3", "-ffast-math", "-fopenmp", "-shared", "-fPIC", *_isa_flags(), str(SOURCE), "-o", str(output),
+    return ["c++", "-O3", "-ffast-math", "-fopenmp", "-shared", "-fPIC", *_isa_flags(), str(SOURCE),
             *tf.sysconfig.get_compile_flags(), f"-I{include}", *tf.sysconfig.get_link_flags(), f"-L{lib}",
             f"-l:{mkl_rt}", f"-Wl,-rpath,{lib}", "-Wno-deprecated-declarations"]
 
@@ -69,19 +75,20 @@ def library():
     Raises NativeUnavailable with the reason (no compiler, no MKL, a failed build)."""
     if platform.system() != "Linux" or shutil.which("c++") is None:
         raise NativeUnavailable("the native LSTM builds on Linux with a C++ compiler (c++ on the PATH)")
-    key = hashlib.sha256(" ".join([SOURCE.read_text(), tf.__version__, " ".join(_command(Path("x")))]).encode())
+    command = _command()
+    key = hashlib.sha256(" ".join([SOURCE.read_text(), tf.__version__, *command]).encode())
     cache = Path(os.environ.get("RNNAPPS_CACHE", Path.home() / ".cache" / "rnnapps")) / "native"
     built = cache / f"lstm_mkl-{key.hexdigest()[:16]}.so"
     if not built.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             partial = Path(scratch) / built.name
-            result = subprocess.run(_command(partial), capture_output=True, text=True)
+            result = subprocess.run([*command, "-o", str(partial)], capture_output=True, text=True)
             if result.returncode != 0:
                 raise NativeUnavailable(f"building {SOURCE.name} failed: {result.stderr.strip()[-2000:]}")
             os.replace(partial, built)  # atomic: another process sees the whole library or none
-    # OpenMP threads that sleep between the steps' matmuls wake too late: 102 ms against 73 ms
-    # a batch (forward and backward, batch 64, 100 steps, 256 units, 2 cores). Read when the op
+    # OpenMP threads that sleep between the steps' matmuls wake too late: with PASSIVE the model
+    # of benchmarks.cells trained at 66,263 tokens/s against 87,521 (2 cores). Read when the op
     # loads the OpenMP runtime; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
     return tf.load_op_library(str(built))
@@ -103,6 +110,8 @@ def _zeros_if_none(gradient, like):
 
 
 def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace):
+    """h_states and the workspace are the forward pass's record for this gradient (`lstm_sequence`
+    returns neither): their own gradients are not taken."""
     z_in, mask, h0, c0, kernel, norms, input_norm = op.inputs
     outputs, h, c, h_states, workspace = op.outputs
     layer_norm = op.get_attr("layer_norm")
@@ -123,7 +132,7 @@ tf.RegisterGradient("RnnappsLstm")(_gradient)
 
 
 def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_backwards=False,
-                  zero_output_for_mask=False, norms=None, input_norm=None, epsilon=1e-5):
+                  zero_output_for_mask=False, norms=None, input_norm=None, epsilon=EPSILON):
     """`layers.LSTMCell`'s recurrence over `projected` (time, batch, 4 units: x_t W + b) from
     initial_state [h, c]; mask (time, batch) bool or None. With `norms` (gamma_h, beta_h,
     gamma_c, beta_c), `layers.LayerNormLSTMCell`'s: projected is LN(x_t W) + b, or x_t W with
@@ -131,10 +140,10 @@ def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_back
     (last_output, outputs (time, batch, units), [h, c]) as
     `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
     if go_backwards:
-        projected = tf.reverse(projected, [0])
-        mask = None if mask is None else tf.reverse(mask, [0])
+        projected, mask = reversed_in_time(projected, mask)
     mask = tf.ones(tf.shape(projected)[:2]) if mask is None else tf.cast(mask, tf.float32)
     h0, c0 = initial_state
+
     def pack(vectors):
         return tf.zeros([0]) if vectors is None else tf.concat([tf.convert_to_tensor(v) for v in vectors], 0)
 
@@ -142,3 +151,21 @@ def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_back
         projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel), pack(norms), pack(input_norm),
         zero_output=bool(zero_output_for_mask), layer_norm=norms is not None, epsilon=epsilon)
     return outputs[-1], outputs, [h, c]
+
+
+def cell_sequence(cell, inputs, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False,
+                  name="recurrent"):
+    """A cell of `CELLS` over `inputs` (time, batch, features), as `lstm_sequence`: what the
+    op needs from the cell (x W, with the bias and the input norm for the layer-norm LSTM, whose
+    normalisation the op does in the same pass). Raises NativeUnavailable, naming the layer
+    `name`, where the op cannot be built."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise NativeUnavailable(f"{name}: native=True, but the native LSTM is unavailable: {reason}")
+    if isinstance(cell, LayerNormLSTMCell):
+        return lstm_sequence(cell.input_matmul(inputs), cell.recurrent_kernel, initial_state, mask, go_backwards,
+                             zero_output_for_mask,
+                             norms=(cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta),
+                             input_norm=(cell.input_gamma, cell.input_beta, cell.bias))
+    return lstm_sequence(cell.project_inputs(inputs), cell.recurrent_kernel, initial_state, mask, go_backwards,
+                         zero_output_for_mask)

@@ -12,13 +12,10 @@ from layers import PACKAGE
 from layers import native_lstm
 from layers.batched_gradient import batched_gradient_rnn
 from layers.internals import time_major_rnn
-from layers.layernorm_lstm_cell import EPSILON, LayerNormLSTMCell
-from layers.lstm_cell import LSTMCell
 from layers.recurrent_cell import RecurrentCell
 from layers.sequence_dropout import SequenceDropout
 
 HALF = ("bfloat16", "float16")
-NATIVE_CELLS = (LSTMCell, LayerNormLSTMCell)  # what layers.native_lstm runs
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -64,7 +61,7 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     def __init__(self, *args, batched_gradient: bool = True, native: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.batched_gradient, self.native = bool(batched_gradient), bool(native)
-        if self.native and (type(self.cell) not in NATIVE_CELLS or self.state_dropout or self.unroll):
+        if self.native and (type(self.cell) not in native_lstm.CELLS or self.state_dropout or self.unroll):
             raise ValueError(f"native=True runs layers.LSTMCell or LayerNormLSTMCell without recurrent_dropout or "
                              f"unroll; received {type(self.cell).__name__}, recurrent_dropout={self.state_dropout}, "
                              f"unroll={self.unroll}")
@@ -96,17 +93,8 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
         if training and self.native:
-            reason = native_lstm.unavailable_reason()
-            if reason is not None:
-                raise native_lstm.NativeUnavailable(f"{self.name}: native=True, but the native LSTM is unavailable: "
-                                                    f"{reason}")
-            layer_norm = isinstance(cell, LayerNormLSTMCell)  # the op normalises x W too, in one pass
-            norms = {"norms": (cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta),
-                     "input_norm": (cell.input_gamma, cell.input_beta, cell.bias)} if layer_norm else {}
-            last_output, outputs, states = native_lstm.lstm_sequence(
-                cell.input_matmul(inputs) if layer_norm else cell.sequence_inputs(inputs, mask, training),
-                cell.recurrent_kernel, list(initial_state), mask=mask, go_backwards=self.go_backwards,
-                zero_output_for_mask=self.zero_output_for_mask, epsilon=EPSILON, **norms)
+            last_output, outputs, states = native_lstm.cell_sequence(
+                cell, inputs, list(initial_state), mask, self.go_backwards, self.zero_output_for_mask, self.name)
             return last_output, ops.transpose(outputs, (1, 0, 2)), states
         step_inputs = cell.sequence_inputs(inputs, mask, training)  # e.g. (time, batch, projection_size)
         # Cells with per-timestep statistics (bn_lstm) also output, in training, what updates them.

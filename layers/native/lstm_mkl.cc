@@ -128,14 +128,35 @@ class PackedKernel {
   int64_t n_, k_;
 };
 
-class LstmOp : public OpKernel {
- public:
-  explicit LstmOp(OpKernelConstruction* c) : OpKernel(c) {
+// What the forward pass keeps for the backward one, in one float buffer (the op's workspace output):
+// the gate activations (time, batch, 4 units) and cell states (time, batch, units); with layer_norm
+// the normalised h U (time, batch, 4 units) and c (time, batch, units) and each row's 1 / std of them
+// (time, batch each); with input_norm the normalised x W (time, batch, 4 units) and its 1 / std.
+template <typename F>
+struct Workspace {
+  static int64_t Size(int64_t T, int64_t N, int64_t H, bool layer_norm, bool input_norm) {
+    return 5 * T * N * H + (layer_norm ? 5 * T * N * H + 2 * T * N : 0) + (input_norm ? 4 * T * N * H + T * N : 0);
+  }
+  Workspace(F* base, int64_t T, int64_t N, int64_t H)
+      : gates(base), cs(gates + 4 * T * N * H), r_hat(cs + T * N * H), c_hat(r_hat + 4 * T * N * H),
+        r_inv(c_hat + T * N * H), c_inv(r_inv + T * N), x_hat(c_inv + T * N), x_inv(x_hat + 4 * T * N * H) {}
+  F *gates, *cs, *r_hat, *c_hat, *r_inv, *c_inv, *x_hat, *x_inv;
+};
+
+// The attributes both ops share.
+class LstmKernel : public OpKernel {
+ protected:
+  explicit LstmKernel(OpKernelConstruction* c) : OpKernel(c) {
     UseGnuThreads();
     OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
     OP_REQUIRES_OK(c, c->GetAttr("layer_norm", &layer_norm_));
-    OP_REQUIRES_OK(c, c->GetAttr("epsilon", &epsilon_));
   }
+  bool zero_output_, layer_norm_;
+};
+
+class LstmOp : public LstmKernel {
+ public:
+  explicit LstmOp(OpKernelConstruction* c) : LstmKernel(c) { OP_REQUIRES_OK(c, c->GetAttr("epsilon", &epsilon_)); }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& z_in = ctx->input(0);
     const int64_t T = z_in.dim_size(0), N = z_in.dim_size(1), H = ctx->input(2).dim_size(1), G = 4 * H;
@@ -151,17 +172,16 @@ class LstmOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N, H}), &h));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({N, H}), &c));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({T, N, H}), &hs));
-    const int64_t norm_size = layer_norm_ ? T * N * G + T * N * H + 2 * T * N : 0;
-    const int64_t input_size = input_norm ? T * N * G + T * N : 0;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({T * N * G + T * N * H + norm_size + input_size}), &ws));
+    const int64_t workspace_size = Workspace<float>::Size(T, N, H, layer_norm_, input_norm);
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({workspace_size}), &ws));
     const float *mask = In(ctx, 1), *h0 = In(ctx, 2), *c0 = In(ctx, 3), *norms = In(ctx, 5);
     const float *gamma_h = norms, *beta_h = norms + G, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
-    float *gates = Out(ws), *cs = gates + T * N * G, *hs_ = Out(hs), *out_ = Out(out);
-    // layer_norm: the normalised h_{t-1} U and c_t, and each row's 1 / std of them
-    float *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G, *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
+    const Workspace<float> w(Out(ws), T, N, H);
+    float *gates = w.gates, *cs = w.cs, *r_hat = w.r_hat, *c_hat = w.c_hat, *r_inv = w.r_inv, *c_inv = w.c_inv;
+    float *hs_ = Out(hs), *out_ = Out(out);
     std::memcpy(gates, In(ctx, 0), sizeof(float) * T * N * G);
     if (input_norm) {  // z_in = LN(x W) + b for every step's rows; keeps the normalised x W and 1 / std
-      float *x_hat = c_inv + T * N, *x_inv = x_hat + T * N * G;
+      float *x_hat = w.x_hat, *x_inv = w.x_inv;
       const float *gamma_x = In(ctx, 6), *beta_x = gamma_x + G, *b = beta_x + G;
 #pragma omp parallel for
       for (int64_t row = 0; row < T * N; ++row) {
@@ -200,9 +220,9 @@ class LstmOp : public OpKernel {
               const float cell = f * c_prev[r + j] + i * g;
               zn[j] = i, zn[H + j] = f, zn[2 * H + j] = g, zn[3 * H + j] = o;
               c_t[r + j] = cell;
-              h_t[r + j] = o_t[r + j] = o * std::tanh(cell);
+              if (!layer_norm_) h_t[r + j] = o_t[r + j] = o * std::tanh(cell);
             }
-            if (layer_norm_) {
+            if (layer_norm_) {  // h = o tanh(LN(c))
               float* cn = ch_t + r;
               std::memcpy(cn, c_t + r, sizeof(float) * H);
               c_inv[t * N + n] = NormaliseRow(cn, H, epsilon_);
@@ -226,17 +246,12 @@ class LstmOp : public OpKernel {
   }
 
  private:
-  bool zero_output_, layer_norm_;
   float epsilon_;
 };
 
-class LstmGradOp : public OpKernel {
+class LstmGradOp : public LstmKernel {
  public:
-  explicit LstmGradOp(OpKernelConstruction* c) : OpKernel(c) {
-    UseGnuThreads();
-    OP_REQUIRES_OK(c, c->GetAttr("zero_output", &zero_output_));
-    OP_REQUIRES_OK(c, c->GetAttr("layer_norm", &layer_norm_));
-  }
+  explicit LstmGradOp(OpKernelConstruction* c) : LstmKernel(c) {}
   void Compute(OpKernelContext* ctx) override {
     const Tensor& d_outputs = ctx->input(6);
     const bool input_norm = ctx->input(4).NumElements() > 0;
@@ -253,9 +268,9 @@ class LstmGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({N, H}), &keep_t));
     // per-row sums over the steps of the norms' gradients (rows are a thread's own), added up at the end
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({2 * NG + 2 * NH + NH}), &sums_t));
-    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *norms = In(ctx, 3), *gates = In(ctx, 5);
-    const float *cs = gates + T * N * G, *r_hat = cs + T * N * H, *c_hat = r_hat + T * N * G;
-    const float *r_inv = c_hat + T * N * H, *c_inv = r_inv + T * N;
+    const float *mask = In(ctx, 0), *c0 = In(ctx, 1), *norms = In(ctx, 3);
+    const Workspace<const float> w(In(ctx, 5), T, N, H);
+    const float *gates = w.gates, *cs = w.cs, *r_hat = w.r_hat, *c_hat = w.c_hat, *r_inv = w.r_inv, *c_inv = w.c_inv;
     const float *gamma_h = norms, *gamma_c = norms + 2 * G, *beta_c = gamma_c + H;
     const float* d_out = d_outputs.flat<float>().data();
     // dh, dc: the gradients of the states after step t; carry: of out_t through the masked steps after it
@@ -357,7 +372,7 @@ class LstmGradOp : public OpKernel {
     float* d_in = Out(d_input_norm);  // gamma_x, beta_x, b; and d(x W) = the norm's gradient of dz gamma_x
     std::memset(d_in, 0, sizeof(float) * d_input_norm->NumElements());
     if (input_norm) {
-      const float *x_hat = c_inv + T * N, *x_inv = x_hat + T * N * G, *gamma_x = In(ctx, 4);
+      const float *x_hat = w.x_hat, *x_inv = w.x_inv, *gamma_x = In(ctx, 4);
 #pragma omp parallel
       {
         std::vector<float> local(2 * G, 0.0f);  // this thread's sums of dz x_hat and dz
@@ -382,9 +397,6 @@ class LstmGradOp : public OpKernel {
       }
     }
   }
-
- private:
-  bool zero_output_, layer_norm_;
 };
 
 }  // namespace
