@@ -8,9 +8,9 @@ variant in its own process, alternating, medians of rounds).
 Our cells run in `layers.Recurrent` under `jit_compile=True`, as the project runs custom cells;
 `+xla` / `-xla` variants show the built-in with XLA and our LSTM without it, `lstm-autodiff`
 our LSTM with the recurrent kernel's gradient left to autodiff (per step) instead of
-`layers.batched_gradient` (one matmul per sequence), for comparison; `lstm-native` and
-`layernorm_lstm-native` those cells with `native=True` (`layers.native_lstm`: MKL's packed GEMM,
-outside XLA; where the `native` extra is installed). PyTorch's `nn.LSTM` is added
+`layers.batched_gradient` (one matmul per sequence), for comparison; `lstm-native`,
+`layernorm_lstm-native` and `bn_lstm-native` those cells with `native=True` (`layers.native_lstm`:
+MKL's packed GEMM, outside XLA; where the `native` extra is installed). PyTorch's `nn.LSTM` is added
 where torch is installed (an optional extra, not a dependency): `torch.LSTM` on the padded batch
 without a mask, `torch.LSTM+packed` with `pack_padded_sequence` (what masking costs there), one
 intra-op thread per core as the others.
@@ -35,9 +35,9 @@ import time
 BATCH, LENGTH, FEATURES, UNITS = 64, 100, 128, 256
 REFERENCE = "keras.LSTM"
 KERAS_VARIANTS = ["keras.LSTM", "keras.LSTM+xla", "keras.RNN(LSTMCell)", "lstm-xla", "lstm-autodiff", "lstm",
-                  "lstm-native", "layernorm_lstm-native",
-                  "peephole_lstm", "cifg_lstm", "layernorm_lstm", "gru", "gru+reset_after", "elman", "irnn", "urnn",
-                  "scrn"]
+                  "lstm-native", "layernorm_lstm-native", "bn_lstm-native",
+                  "peephole_lstm", "cifg_lstm", "layernorm_lstm", "bn_lstm", "gru", "gru+reset_after", "elman", "irnn",
+                  "urnn", "scrn"]
 TORCH_VARIANTS = ["torch.LSTM", "torch.LSTM+packed"]
 PEAK = "matmul-peak"
 # Gate blocks of each variant's recurrent kernel (units x blocks * units): its FLOPs per token.

@@ -21,7 +21,8 @@ class BatchNormLSTM(Recurrent):
 
     Args:
         units, max_steps, momentum, gamma_initial_value, epsilon, forget_bias: of the cell.
-        Everything else: as `layers.Recurrent` (return_sequences, go_backwards, dropout...).
+        Everything else: as `layers.Recurrent` (return_sequences, go_backwards, dropout...);
+        `native=True` trains through `layers.native_lstm` (the three batch norms in the op).
 
     Example:
     >>> tuple(BatchNormLSTM(3, max_steps=5, return_sequences=True)(keras.ops.ones((2, 5, 4))).shape)

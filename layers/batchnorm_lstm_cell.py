@@ -110,17 +110,26 @@ class BatchNormLSTMCell(LSTMCell):
         """inputs (time, batch, features), mask (time, batch) or None -> (time, batch,
         4 * units + 2): per step the normalised input part, then the mask and the position
         as two more columns (one tensor: the backend loop cannot infer a nested input's length)."""
-        steps = ops.shape(inputs)[0]
+        mask = self.step_mask(inputs, mask)
+        columns = ops.broadcast_to(ops.cast(ops.arange(ops.shape(inputs)[0]), inputs.dtype)[:, None, None],
+                                   ops.shape(mask))
+        return ops.concatenate([self.normalized_inputs(inputs, mask, training), mask, columns], axis=-1)
+
+    @staticmethod
+    def step_mask(inputs, mask):
+        """(time, batch, 1) floats: 1 where a step runs, from mask (time, batch) or None."""
         mask = ops.ones(ops.shape(inputs)[:2]) if mask is None else ops.cast(mask, inputs.dtype)
-        mask = ops.expand_dims(mask, -1)  # (time, batch, 1)
-        positions = ops.arange(steps, dtype="int32")
+        return ops.expand_dims(mask, -1)
+
+    def normalized_inputs(self, inputs, mask, training):
+        """BN(x_t W) + b for inputs (time, batch, features), mask (time, batch, 1) floats: in training
+        with each timestep's batch statistics, which also move the population ones."""
         projected = self.input_matmul(inputs)  # (time, batch, 4 * units)
         moments = masked_moments(projected, mask, axis=1) if training else None
         if training:
             self.move("input", *moments)
-        normalized = self.batch_norm("input", projected, mask, positions, training, moments)
-        columns = ops.broadcast_to(ops.cast(positions, inputs.dtype)[:, None, None], ops.shape(mask))
-        return ops.concatenate([normalized + self.bias, mask, columns], axis=-1)
+        positions = ops.arange(ops.shape(inputs)[0], dtype="int32")
+        return self.batch_norm("input", projected, mask, positions, training, moments) + self.bias
 
     def recurrent_step(self, inputs, states, training=False, state_mask=None):
         projected, mask = inputs[:, :self.projection_size], inputs[:, self.projection_size:-1]
@@ -136,8 +145,7 @@ class BatchNormLSTMCell(LSTMCell):
         """After a training sequence: `statistics` = (recurrent pre-activations, cell states),
         each (time, batch, size) in position order; mask (time, batch) or None."""
         recurrent, cell = statistics
-        mask = ops.ones(ops.shape(cell)[:2]) if mask is None else ops.cast(mask, cell.dtype)
-        mask = ops.expand_dims(mask, -1)
+        mask = self.step_mask(cell, mask)
         for name, values in (("recurrent", recurrent), ("cell", cell)):
             mean, variance, count = masked_moments(values, mask, axis=1)
             self.move(name, mean, variance, count)

@@ -1,7 +1,7 @@
 """The LSTM recurrence over MKL's packed GEMM, a native TensorFlow op built on first use.
 
-`Recurrent(LSTMCell(...), native=True)` (or `LayerNormLSTMCell`, whose two per-step layer
-normalisations the op does too) trains through it: the recurrent kernel is packed once
+`Recurrent(LSTMCell(...), native=True)` (or `LayerNormLSTMCell`, `BatchNormLSTMCell`, whose
+per-step normalisations the op does too) trains through it: the recurrent kernel is packed once
 per sequence and every step's h_{t-1} U (forward) and dz_t U^T (backward) multiplies the packed
 copy, as oneDNN's fused RNN primitive does; the input projection and the recurrent kernel's
 gradient dU = H^T dZ are whole-sequence matmuls in TensorFlow. Masks keep `keras.layers.RNN`'s
@@ -29,10 +29,12 @@ from pathlib import Path
 import tensorflow as tf
 
 from layers.batched_gradient import reversed_in_time
+from layers.batchnorm_lstm_cell import BatchNormLSTMCell
 from layers.layernorm_lstm_cell import EPSILON, LayerNormLSTMCell
 from layers.lstm_cell import LSTMCell
 
-CELLS = (LSTMCell, LayerNormLSTMCell)  # the cells the op runs (exactly these classes: subclasses change the step)
+# The cells the op runs (exactly these classes: subclasses change the step).
+CELLS = (LSTMCell, LayerNormLSTMCell, BatchNormLSTMCell)
 SOURCE = Path(__file__).parent / "native" / "lstm_mkl.cc"
 INSTALL_HINT = "install the native extra: pip install -e \".[native]\" (MKL's libraries and headers)"
 
@@ -109,16 +111,17 @@ def _zeros_if_none(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
-def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace):
-    """h_states and the workspace are the forward pass's record for this gradient (`lstm_sequence`
-    returns neither): their own gradients are not taken."""
+def _gradient(op, d_outputs, d_h, d_c, d_h_states, d_workspace, d_statistics):
+    """h_states and the workspace are the forward pass's record for this gradient, the statistics
+    what moves a batch norm's population statistics (`lstm_sequence` returns none of them):
+    their own gradients are not taken."""
     z_in, mask, h0, c0, kernel, norms, input_norm = op.inputs
-    outputs, h, c, h_states, workspace = op.outputs
-    layer_norm = op.get_attr("layer_norm")
+    outputs, h, c, h_states, workspace, _ = op.outputs
+    norm = tf.compat.as_str(op.get_attr("norm"))
     d_z, d_recurrent, d_h0, d_c0, d_norms, d_input_norm = library().rnnapps_lstm_grad(
         mask, c0, kernel, norms, input_norm, workspace, _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h),
-        _zeros_if_none(d_c, c), zero_output=op.get_attr("zero_output"), layer_norm=layer_norm)
-    if not layer_norm:
+        _zeros_if_none(d_c, c), zero_output=op.get_attr("zero_output"), norm=norm)
+    if norm == "none":
         d_recurrent = d_z  # z = z_in + h U
     # dU for every step at once: the states each step multiplied by U, (units, time * batch) x (time * batch, gates)
     h_prev = tf.concat([h0[None], h_states[:-1]], axis=0)
@@ -131,14 +134,9 @@ tf.no_gradient("RnnappsLstmGrad")
 tf.RegisterGradient("RnnappsLstm")(_gradient)
 
 
-def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_backwards=False,
-                  zero_output_for_mask=False, norms=None, input_norm=None, epsilon=EPSILON):
-    """`layers.LSTMCell`'s recurrence over `projected` (time, batch, 4 units: x_t W + b) from
-    initial_state [h, c]; mask (time, batch) bool or None. With `norms` (gamma_h, beta_h,
-    gamma_c, beta_c), `layers.LayerNormLSTMCell`'s: projected is LN(x_t W) + b, or x_t W with
-    `input_norm` (gamma_x, beta_x, b), which the op then normalises itself. Returns
-    (last_output, outputs (time, batch, units), [h, c]) as
-    `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
+def _sequence(projected, recurrent_kernel, initial_state, mask, go_backwards, zero_output_for_mask, norm="none",
+              norms=None, input_norm=None, epsilon=EPSILON):
+    """The op over `projected` in processing order: (last_output, outputs, [h, c], statistics)."""
     if go_backwards:
         projected, mask = reversed_in_time(projected, mask)
     mask = tf.ones(tf.shape(projected)[:2]) if mask is None else tf.cast(mask, tf.float32)
@@ -147,21 +145,54 @@ def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_back
     def pack(vectors):
         return tf.zeros([0]) if vectors is None else tf.concat([tf.convert_to_tensor(v) for v in vectors], 0)
 
-    outputs, h, c, _, _ = library().rnnapps_lstm(
+    outputs, h, c, _, _, statistics = library().rnnapps_lstm(
         projected, mask, h0, c0, tf.convert_to_tensor(recurrent_kernel), pack(norms), pack(input_norm),
-        zero_output=bool(zero_output_for_mask), layer_norm=norms is not None, epsilon=epsilon)
-    return outputs[-1], outputs, [h, c]
+        zero_output=bool(zero_output_for_mask), norm=norm, epsilon=epsilon)
+    return outputs[-1], outputs, [h, c], statistics
+
+
+def lstm_sequence(projected, recurrent_kernel, initial_state, mask=None, go_backwards=False,
+                  zero_output_for_mask=False, norms=None, input_norm=None, epsilon=EPSILON):
+    """`layers.LSTMCell`'s recurrence over `projected` (time, batch, 4 units: x_t W + b) from
+    initial_state [h, c]; mask (time, batch) bool or None. With `norms` (gamma_h, beta_h,
+    gamma_c, beta_c), `layers.LayerNormLSTMCell`'s: projected is LN(x_t W) + b, or x_t W with
+    `input_norm` (gamma_x, beta_x, b), which the op then normalises itself. Returns
+    (last_output, outputs (time, batch, units), [h, c]) as
+    `layers.batched_gradient.batched_gradient_rnn` (processing order)."""
+    return _sequence(projected, recurrent_kernel, initial_state, mask, go_backwards, zero_output_for_mask,
+                     "none" if norms is None else "layer", norms, input_norm, epsilon)[:3]
+
+
+def batch_norm_sequence(cell, inputs, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False):
+    """`layers.BatchNormLSTMCell`'s training recurrence over inputs (time, batch, features), as
+    `lstm_sequence`: the op normalises x W, h U and c with each step's batch statistics over the
+    rows it runs, which then move the population statistics of the step's position (also for
+    go_backwards), as the cell's own loop does."""
+    norms = (cell.recurrent_gamma, cell.recurrent_beta, cell.cell_gamma, cell.cell_beta)
+    last_output, outputs, states, statistics = _sequence(
+        cell.input_matmul(inputs), cell.recurrent_kernel, initial_state, mask, go_backwards, zero_output_for_mask,
+        "batch", norms, (cell.input_gamma, cell.input_beta, cell.bias), cell.epsilon)
+    if go_backwards:  # the op's steps ran last position first
+        statistics = tf.reverse(statistics, [0])
+    gates, units = cell.projection_size, cell.units
+    count = tf.reduce_sum(cell.step_mask(inputs, mask), axis=1)  # (time, 1) rows that ran each step
+    moments = tf.split(statistics, [gates, gates, units, units, gates, gates], axis=1)
+    for name, (mean, variance) in zip(("recurrent", "cell", "input"), zip(moments[::2], moments[1::2])):
+        cell.move(name, mean, variance, count)
+    return last_output, outputs, states
 
 
 def cell_sequence(cell, inputs, initial_state, mask=None, go_backwards=False, zero_output_for_mask=False,
                   name="recurrent"):
     """A cell of `CELLS` over `inputs` (time, batch, features), as `lstm_sequence`: what the
     op needs from the cell (x W, with the bias and the input norm for the layer-norm LSTM, whose
-    normalisation the op does in the same pass). Raises NativeUnavailable, naming the layer
-    `name`, where the op cannot be built."""
+    normalisation the op does in the same pass; the batch-norm LSTM's, by `batch_norm_sequence`).
+    Raises NativeUnavailable, naming the layer `name`, where the op cannot be built."""
     reason = unavailable_reason()
     if reason is not None:
         raise NativeUnavailable(f"{name}: native=True, but the native LSTM is unavailable: {reason}")
+    if isinstance(cell, BatchNormLSTMCell):
+        return batch_norm_sequence(cell, inputs, initial_state, mask, go_backwards, zero_output_for_mask)
     if isinstance(cell, LayerNormLSTMCell):
         return lstm_sequence(cell.input_matmul(inputs), cell.recurrent_kernel, initial_state, mask, go_backwards,
                              zero_output_for_mask,

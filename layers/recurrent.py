@@ -41,10 +41,11 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
     one matmul over all steps, as the fused kernels do (`batched_gradient=False`: autodiff of
     the plain loop; same numbers to rounding).
 
-    `native=True` (`LSTMCell` or `LayerNormLSTMCell`, without `recurrent_dropout` or `unroll`) trains through
-    `layers.native_lstm`: a CPU op over MKL's packed GEMM, built on first use (the `native`
-    extra), outside XLA, so the model is compiled with `jit_compile=False`; inference and
-    exports run the loop above. Its gradients equal the plain loop's to rounding.
+    `native=True` (`LSTMCell`, `LayerNormLSTMCell` or `BatchNormLSTMCell`, without `recurrent_dropout`
+    or `unroll`) trains through `layers.native_lstm`: a CPU op over MKL's packed GEMM, built on
+    first use (the `native` extra), outside XLA, so the model is compiled with
+    `jit_compile=False`; inference and exports run the loop above. Its gradients equal the plain
+    loop's to rounding.
 
     Under a half-precision policy (`mixed_bfloat16`, `mixed_float16`) on a machine without a
     GPU, a `RecurrentCell` runs in float32 with a warning: XLA emulates half precision on CPUs
@@ -62,9 +63,9 @@ class Recurrent(SequenceDropout, keras.layers.RNN):
         super().__init__(*args, **kwargs)
         self.batched_gradient, self.native = bool(batched_gradient), bool(native)
         if self.native and (type(self.cell) not in native_lstm.CELLS or self.state_dropout or self.unroll):
-            raise ValueError(f"native=True runs layers.LSTMCell or LayerNormLSTMCell without recurrent_dropout or "
-                             f"unroll; received {type(self.cell).__name__}, recurrent_dropout={self.state_dropout}, "
-                             f"unroll={self.unroll}")
+            raise ValueError(f"native=True runs layers.LSTMCell, LayerNormLSTMCell or BatchNormLSTMCell without "
+                             f"recurrent_dropout or unroll; received {type(self.cell).__name__}, "
+                             f"recurrent_dropout={self.state_dropout}, unroll={self.unroll}")
         if self.compute_dtype in HALF and isinstance(self.cell, RecurrentCell) and not tf.config.list_physical_devices(
                 "GPU"):
             # XLA on a CPU emulates bfloat16 elementwise: our cells trained 4x slower under

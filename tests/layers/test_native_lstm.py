@@ -1,7 +1,7 @@
 """`layers.native_lstm`: the LSTM recurrence over MKL's packed GEMM gives the plain loop's outputs
 and gradients (masks with holes, go_backwards, zeroed outputs, carried states, DropConnect), for
-`LSTMCell` and `LayerNormLSTMCell`, and
-stays out of inference graphs. Built on first use; in CI (the test extra installs MKL) it must build."""
+`LSTMCell`, `LayerNormLSTMCell` and `BatchNormLSTMCell` (and the latter's population statistics),
+and stays out of inference graphs. Built on first use; in CI (the test extra installs MKL) it must build."""
 
 import os
 
@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from layers import cells, native_lstm
+from layers.batchnorm_lstm import BatchNormLSTM
 from layers.recurrent import Recurrent
 from tests.layers.test_batched_gradient import gradients
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"native LSTM unavail
 MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 0, 0]], bool)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm"])
+@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm", "bn_lstm"])
 @pytest.mark.parametrize("options", [
     {},
     {"go_backwards": True},
@@ -31,22 +32,47 @@ MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1
     {"return_sequences": False, "carried": True, "go_backwards": True},
 ], ids=["masked", "backwards", "zero-output+carried", "last-output+carried+backwards"])
 def test_outputs_and_gradients_equal_the_plain_loop(cell, options):
-    """Gradients of the inputs, every weight (the layer norms' gammas and betas too) and the
-    carried states."""
+    """Gradients of the inputs, every weight (the norms' gammas and betas too) and the carried
+    states."""
     plain = gradients(cell, {}, batched=False, mask=MASK, **options)
     native = gradients(cell, {}, batched=False, mask=MASK, native=True, **options)
-    assert len(native) == len(plain) >= (10 if cell == "layernorm_lstm" else 4)
+    assert len(native) == len(plain) >= (4 if cell == "lstm" else 10)
     for p, n in zip(plain, native):
         np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm"])
+@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm", "bn_lstm"])
 def test_input_dropout_and_dropconnect_draw_the_same_masks(cell):
     """Dropout of the inputs and DropConnect of U come before the op: the same seed, the same masks."""
     plain = gradients(cell, {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0)
     native = gradients(cell, {}, batched=True, carried=True, dropout=True, recurrent_dropout=0.0, native=True)
     for p, n in zip(plain, native):
         np.testing.assert_allclose(n, p, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_batch_norm_moves_the_population_statistics_as_the_plain_loop(go_backwards):
+    """Each position's statistics move towards that step's batch statistics over the rows that run
+    it; a step no row runs (the first, here) and positions past the sequence keep theirs."""
+    mask = np.concatenate([np.zeros((4, 1), bool), MASK[:, :6]], axis=1)  # (4, 7): step 0 is all padding
+    x = tf.constant(np.random.default_rng(1).normal(size=(4, 7, 3)), tf.float32)
+    moved = []
+    for native in (False, True):
+        layer = BatchNormLSTM(5, max_steps=9, momentum=0.5, go_backwards=go_backwards, native=native)
+        layer(x, mask=tf.constant(mask))
+        for v in layer.trainable_weights:
+            v.assign(np.random.default_rng(2).normal(size=v.shape) * 0.5)
+        run = tf.function(lambda v: layer(v, mask=tf.constant(mask), training=True))
+        assert ("RnnappsLstm" in {op.type for op in run.get_concrete_function(x).graph.get_operations()}) == native
+        run(x)
+        moved.append({v.path.split("/")[-1]: v.numpy() for v in layer.non_trainable_weights})
+    plain, native = moved
+    assert len(plain) == 6
+    for name, value in plain.items():
+        np.testing.assert_allclose(native[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+        initial = 0.0 if "mean" in name else 1.0
+        assert np.all(value[0] == initial) and np.all(value[7:] == initial)  # no row at step 0; past the length
+        assert not np.allclose(value[2:7], initial)
 
 
 def test_trains_in_fit_round_trips_and_stays_out_of_inference_graphs(tmp_path):
@@ -70,7 +96,7 @@ def test_trains_in_fit_round_trips_and_stays_out_of_inference_graphs(tmp_path):
 
 
 @pytest.mark.parametrize("cell, options, message", [
-    ("peephole_lstm", {}, "runs layers.LSTMCell .*received PeepholeLSTMCell"),
+    ("peephole_lstm", {}, "runs layers.LSTMCell, .*received PeepholeLSTMCell"),
     ("lstm", {"recurrent_dropout": 0.1}, "recurrent_dropout=0.1"),
 ])
 def test_what_it_does_not_run_is_refused(cell, options, message):
