@@ -211,6 +211,9 @@ class App(abc.ABC):
         # Datasets that yield (inputs, targets, weights) weigh the metrics too (0 on padding).
         key = "weighted_metrics" if self.sample_weights else "metrics"
         jit = {"auto": "auto", "on": True, "off": False}[config.train.jit_compile]
+        if jit is True and getattr(config.model, "native", False):
+            raise ConfigError("model.native=true trains through a CPU op that XLA cannot compile: set "
+                              "train.jit_compile=off (or auto), not on")
         model.compile(optimizer=make_optimizer(config.train), loss=loss, jit_compile=jit, **{key: metrics})
 
     def score(self, loaded: Loaded, examples: list, **options) -> dict:

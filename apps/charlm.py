@@ -72,6 +72,9 @@ class ModelConfig:
     # War and Peace on 2 CPU cores (16,871 against 12,061 characters a second; README,
     # "Results"); true: plain lstm / gru as keras.layers.LSTM / GRU (cuDNN on a GPU).
     prefer_fused: bool = False
+    # true: lstm, layernorm_lstm and bn_lstm train through layers.native_lstm (MKL's packed GEMM, the
+    # `native` extra; README, "Recurrent cells"), outside XLA: with train.jit_compile=off or auto.
+    native: bool = False
     vocab_size: int = 0  # resolved: characters + padding + [UNK]
     implementation: str = ""  # resolved
 
@@ -169,7 +172,8 @@ class CharLM(App):
     def resolve(self, config, fitted):
         return replace(config, **{"model.vocab_size": fitted["vocab_size"],
                                   "model.implementation": encoder_implementation(
-                                      config.model.cell, config.regularization, config.model.prefer_fused)})
+                                      config.model.cell, config.regularization, config.model.prefer_fused,
+                                      config.model.native)})
 
     def build_model(self, config) -> keras.Model:
         """{"tokens" (streams, steps), "reset" (streams,)} -> next-character logits: embedding,
@@ -184,7 +188,7 @@ class CharLM(App):
                                    m.embedding_dim, cell_options=fusable_options(m.cell),
                                    seed=config.seed + ENCODER_SEED, embedding_dropout=reg.embedding_dropout,
                                    embedding_seed=config.seed + EMBEDDING_SEED, prefer_fused=m.prefer_fused,
-                                   name=self.name,
+                                   name=self.name, native=m.native,
                                    **reg.stack_options())
 
     def loss_and_metrics(self, config):

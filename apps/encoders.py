@@ -34,10 +34,11 @@ def recurrent_encoder(cell: str, units: list[int], regularization: Regularizatio
                           seed=seed + ENCODER_SEED, name=name, **regularization.stack_options(), **stack_options)
 
 
-def encoder_implementation(cell: str, regularization: RegularizationConfig, prefer_fused: bool = True) -> str:
+def encoder_implementation(cell: str, regularization: RegularizationConfig, prefer_fused: bool = True,
+                           native: bool = False) -> str:
     """What `recurrent_encoder` runs: the fused built-in, or our cell in `layers.Recurrent`."""
     return describe_implementation(cell, fusable_options(cell), prefer_fused=prefer_fused,
-                                   recurrent_dropout=regularization.recurrent_dropout)
+                                   recurrent_dropout=regularization.recurrent_dropout, native=native)
 
 
 def pooled_classifier(x, model, regularization: RegularizationConfig, seed: int, encoder_name: str,

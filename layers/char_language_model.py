@@ -12,7 +12,7 @@ from layers.recurrent_stack import RecurrentStack
 def char_language_model(vocab_size: int, units: list[int], batch_size: int, cell: str = "lstm",
                         embedding_dim: int = 64, cell_options: dict | None = None, seed: int | None = None,
                         embedding_dropout: float = 0.0, embedding_seed: int | None = None, prefer_fused: bool = False,
-                        name: str = "char_language_model", **dropout) -> keras.Model:
+                        name: str = "char_language_model", native: bool = False, **dropout) -> keras.Model:
     """{"tokens" (batch, steps) int, "reset" (batch,) bool} -> next-character logits (batch,
     steps, vocab_size): an embedding (0 is padding; `embedding_dropout` drops whole characters,
     `layers.DropoutEmbedding`), a unidirectional `RecurrentStack` (`prefer_fused`: the built-in
@@ -22,7 +22,8 @@ def char_language_model(vocab_size: int, units: list[int], batch_size: int, cell
     starts), and a dense softmax layer.
 
     `dropout`: the `RecurrentStack` options (dropout, recurrent_dropout, output_dropout,
-    dropout_mode, weight_dropout).
+    dropout_mode, weight_dropout); `native`: train it through `layers.native_lstm` (lstm,
+    layernorm_lstm, bn_lstm; compile with `jit_compile=False`).
 
     Example:
     >>> model = char_language_model(30, [16], batch_size=2)
@@ -34,7 +35,7 @@ def char_language_model(vocab_size: int, units: list[int], batch_size: int, cell
     x = DropoutEmbedding(vocab_size, embedding_dim, mask_zero=True, embedding_dropout=embedding_dropout,
                          seed=embedding_seed, name="embedding")(tokens)
     stack = RecurrentStack(cell, units, return_sequences=True, return_state=True, cell_options=cell_options,
-                           prefer_fused=prefer_fused, seed=seed, name="recurrent", **dropout)
+                           prefer_fused=prefer_fused, seed=seed, name="recurrent", native=native, **dropout)
     x = CarriedState(stack, batch_size, name="carried_state")(x, reset)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)
     return keras.Model({"tokens": tokens, "reset": reset}, logits, name=name)

@@ -36,13 +36,15 @@ def fusable_options(cell: str) -> dict:
     return {"reset_after": True} if cell == "gru" else {}
 
 
-def describe_implementation(cell: str, options: dict, prefer_fused: bool, recurrent_dropout: float = 0.0) -> str:
-    fused = fused_layer(cell, options, recurrent_dropout) if prefer_fused else None
+def describe_implementation(cell: str, options: dict, prefer_fused: bool, recurrent_dropout: float = 0.0,
+                            native: bool = False) -> str:
+    fused = fused_layer(cell, options, recurrent_dropout) if prefer_fused and not native else None
     if fused is not None:
         return f"layers.{fused.__name__} (keras.layers.{fused.__bases__[-1].__name__}, fused on GPU)"
+    trained = ", native=True (layers.native_lstm in training)" if native else ""
     if cell in cells.LAYERS:
-        return f"layers.{cells.LAYERS[cell].__name__}"
-    return f"layers.Recurrent({type(cells.get(cell, 1, **options)).__name__})"
+        return f"layers.{cells.LAYERS[cell].__name__}{trained}"
+    return f"layers.Recurrent({type(cells.get(cell, 1, **options)).__name__}){trained}"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -57,6 +59,9 @@ class RecurrentStack(keras.layers.Layer):
             (forward then backward states for bidirectional layers).
         prefer_fused: use the built-in `keras.layers.LSTM` / `GRU` where the cell and options
             are plain (see `fused_layer`): cuDNN on a GPU.
+        native: train every layer through `layers.native_lstm` (lstm, layernorm_lstm, bn_lstm;
+            see `layers.Recurrent`'s `native`: a CPU op outside XLA, compile with
+            `jit_compile=False`); takes precedence over `prefer_fused`.
         cell_options: extra keyword arguments of the cell.
         dropout, recurrent_dropout, output_dropout, dropout_mode, weight_dropout: of every
             layer, as in `layers.sequence_dropout.SequenceDropout` (each layer and direction
@@ -76,7 +81,8 @@ class RecurrentStack(keras.layers.Layer):
     def __init__(self, cell: str, units: Sequence[int], bidirectional: bool = False, return_sequences: bool = False,
                  return_state: bool = False, prefer_fused: bool = False, cell_options: dict | None = None,
                  dropout: float = 0.0, recurrent_dropout: float = 0.0, output_dropout: float = 0.0,
-                 dropout_mode: str = "variational", weight_dropout: float = 0.0, seed: int | None = None, **kwargs):
+                 dropout_mode: str = "variational", weight_dropout: float = 0.0, seed: int | None = None,
+                 native: bool = False, **kwargs):
         super().__init__(**kwargs)
         units = list(units)
         if not units:
@@ -87,14 +93,15 @@ class RecurrentStack(keras.layers.Layer):
         self.dropout_options = {"dropout": dropout, "recurrent_dropout": recurrent_dropout,
                                 "output_dropout": output_dropout, "dropout_mode": dropout_mode,
                                 "weight_dropout": weight_dropout}
-        self.seed = seed
+        self.seed, self.native = seed, bool(native)
         self.supports_masking = True
-        fused = fused_layer(cell, self.cell_options, recurrent_dropout) if prefer_fused else None
+        fused = fused_layer(cell, self.cell_options, recurrent_dropout) if prefer_fused and not native else None
 
         def make(size, sequences, name, go_backwards=False):
             index = 2 * len(self.recurrent_layers) + int(go_backwards)
             common = dict(return_sequences=sequences, return_state=return_state, go_backwards=go_backwards,
-                          name=name, seed=None if seed is None else seed + index, **self.dropout_options)
+                          name=name, seed=None if seed is None else seed + index, **self.dropout_options,
+                          **({"native": True} if native else {}))
             if fused is not None:
                 return fused(size, **common, **self.cell_options)
             if cell in cells.LAYERS:  # a cell with a loop of its own
@@ -172,4 +179,4 @@ class RecurrentStack(keras.layers.Layer):
         return {**super().get_config(), "cell": self.cell, "units": self.units, "bidirectional": self.bidirectional,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "prefer_fused": self.prefer_fused, "cell_options": self.cell_options, **self.dropout_options,
-                "seed": self.seed}
+                "seed": self.seed, "native": self.native}

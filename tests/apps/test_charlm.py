@@ -5,6 +5,7 @@ test_app_contract.py."""
 import contextlib
 import io
 import json
+import os
 import re
 
 import numpy as np
@@ -16,6 +17,7 @@ import yaml
 from apps.charlm import CharLM, CharLMConfig, Generator, generate_numpy
 from apps.cli import main
 from apps.config import ConfigError, replace
+from layers import native_lstm
 from pipelines.char_preprocessor import unigram_entropy
 from pipelines.errors import DataError
 from pipelines.synthetic_code import generate
@@ -215,3 +217,19 @@ def test_tfds_tiny_shakespeare_through_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
         metrics = APP.train(config, tmp_path / "run")
     assert metrics["examples"] == 3 and np.isfinite(metrics["bpc"])
+
+
+@pytest.mark.skipif(native_lstm.unavailable_reason() is not None and not os.environ.get("CI"),
+                    reason="native LSTM unavailable here (CI builds it)")
+def test_native_training_and_its_clash_with_xla(tmp_path):
+    """model.native=true trains through the native op (over prefer_fused's built-in), records it,
+    and refuses train.jit_compile=on with the setting to change."""
+    config = replace(CharLMConfig.smoke(), **{"model.native": True, "train.epochs": 1})
+    metrics = APP.train(config, tmp_path / "run")
+    assert np.isfinite(metrics["bpc"])
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))["model"]
+    assert recorded["native"] is True and "native=True" in recorded["implementation"]
+    stack = APP.load(tmp_path / "run").model.get_layer("carried_state").stack
+    assert all(layer.native for layer in stack.recurrent_layers)
+    with pytest.raises(ConfigError, match=r"model.native=true .* set train.jit_compile=off \(or auto\), not on"):
+        APP.train(replace(config, **{"train.jit_compile": "on"}), tmp_path / "other")

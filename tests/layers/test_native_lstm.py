@@ -13,6 +13,7 @@ import tensorflow as tf
 from layers import cells, native_lstm
 from layers.batchnorm_lstm import BatchNormLSTM
 from layers.recurrent import Recurrent
+from layers.recurrent_stack import RecurrentStack, describe_implementation
 from tests.layers.test_batched_gradient import gradients
 
 REASON = native_lstm.unavailable_reason()
@@ -111,3 +112,20 @@ def test_a_machine_without_it_says_why_when_training(monkeypatch):
     monkeypatch.setattr(native_lstm, "unavailable_reason", lambda: "MKL's headers are not in /x")
     with pytest.raises(native_lstm.NativeUnavailable, match="rnn: native=True, but .* unavailable: MKL's headers"):
         layer(x, training=True)
+
+
+def test_a_stack_trains_every_layer_natively_and_round_trips():
+    """RecurrentStack(native=True): each layer and direction has it (bn_lstm's own layer too),
+    and it outranks prefer_fused, whose built-in LSTM has no native path."""
+    stack = RecurrentStack("bn_lstm", [4, 3], bidirectional=True, native=True)
+    layers = [d for layer in stack.recurrent_layers for d in (layer.forward_layer, layer.backward_layer)]
+    assert len(layers) == 4 and all(isinstance(d, BatchNormLSTM) and d.native for d in layers)
+    fused = RecurrentStack("lstm", [4], prefer_fused=True, native=True)
+    assert type(fused.recurrent_layers[0]) is Recurrent and fused.recurrent_layers[0].native
+    assert "native=True" in describe_implementation("lstm", {}, prefer_fused=True, native=True)
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 7, 3)), tf.float32)
+    graph = tf.function(lambda v: stack(v, mask=tf.constant(MASK), training=True)).get_concrete_function(x).graph
+    assert sum(op.type == "RnnappsLstm" for op in graph.get_operations()) == 4
+    restored = RecurrentStack.from_config(stack.get_config())
+    assert restored.native and all(d.native for layer in restored.recurrent_layers
+                                   for d in (layer.forward_layer, layer.backward_layer))
